@@ -1,0 +1,33 @@
+"""The ``risk`` command line: one Typer app, one command per job.
+
+Commands stay thin: they parse options and call ``pipelines``, ``experiments`` or ``risk``.
+Heavy libraries (MLflow, LightGBM, FastAPI) are imported inside the commands, so that
+``risk --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="risk",
+    help="Grey-import risk scoring for customs road crossings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each job registers itself here, one line per command (keep alphabetical within groups).
+from risk.commands import generate as _generate  # noqa: E402
+from risk.commands import ingest as _ingest  # noqa: E402
+
+app.command("generate")(_generate.command)
+app.command("ingest")(_ingest.command)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
