@@ -19,6 +19,8 @@ def _isolated_settings(
 
     if "RISK_DATA_DIR" not in os.environ:
         monkeypatch.setenv("RISK_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    # A developer's own MLflow store must never receive test runs.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
