@@ -1,0 +1,195 @@
+"""Raw source columns -> typed canonical columns, with a failure flag per row and field.
+
+Every value is parsed leniently (``strict=False``) and vectorised; a field whose raw cell is
+present but whose parsed value is null has failed, and gets a flag column ``BAD + field``.
+The reason text is written later, only for the rows that go to quarantine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dataframely as dy
+import polars as pl
+
+from pipelines.ingest.currency import currency_rates
+from pipelines.ingest.profile import FieldSpec, SourceProfile
+from risk.errors import InputError
+from risk.schemas import TIMESTAMP, DeclarationItem, InspectionOutcome
+
+BAD = "__bad__"
+TEXT_CODE_FIELDS = frozenset(
+    {"origin_country", "dispatch_country", "destination_country", "currency"}
+)
+DEFAULT_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d",)
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+def failure_code(field: str, dtype: pl.DataType) -> str:
+    """The kind of parse failure a field can have, given its canonical type."""
+    if field == "currency":
+        return "unknown_currency"
+    if isinstance(dtype, pl.Enum):
+        return "unknown_value"
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        return "unparseable_date"
+    if dtype == pl.Boolean:
+        return "unparseable_bool"
+    if dtype.is_integer():
+        return "unparseable_integer"
+    if dtype.is_float():
+        return "unparseable_number"
+    return "unparseable_text"
+
+
+def resolve_source(spec: FieldSpec, columns: Mapping[str, pl.DataType]) -> str | None:
+    """The first of the spec's source names present in the file, if any."""
+    return next((name for name in spec.source if name in columns), None)
+
+
+def _text(raw: pl.Expr, spec: FieldSpec, field: str) -> pl.Expr:
+    text = raw.cast(pl.String).str.strip_chars()
+    text = pl.when(text.str.len_bytes() > 0).then(text)
+    if spec.values:
+        text = text.replace(spec.values)
+    if field in TEXT_CODE_FIELDS:
+        text = text.str.to_uppercase()
+    return text
+
+
+def _from_text(
+    text: pl.Expr, field: str, dtype: pl.DataType, spec: FieldSpec, decimal_comma: bool
+) -> pl.Expr:
+    if field == "currency":
+        return pl.when(text.is_in(sorted(currency_rates()))).then(text)
+    if isinstance(dtype, pl.Enum):
+        lowered = text.str.to_lowercase()
+        return pl.when(lowered.is_in(list(dtype.categories))).then(lowered).cast(dtype)
+    if dtype == pl.Boolean:
+        lowered = text.str.to_lowercase()
+        return (
+            pl.when(lowered.is_in(TRUE_WORDS))
+            .then(pl.lit(True))
+            .when(lowered.is_in(FALSE_WORDS))
+            .then(pl.lit(False))
+        )
+    if dtype.is_numeric():
+        number = text.str.replace(",", ".", literal=True) if decimal_comma else text
+        return number.cast(dtype, strict=False)
+    if isinstance(dtype, pl.Datetime):
+        formats = spec.formats or DEFAULT_DATETIME_FORMATS
+        return pl.coalesce([text.str.to_datetime(f, strict=False, time_unit="us") for f in formats])
+    if isinstance(dtype, pl.Date):
+        formats = spec.formats or DEFAULT_DATE_FORMATS
+        return pl.coalesce([text.str.to_date(f, strict=False) for f in formats])
+    return text
+
+
+def _from_typed(raw: pl.Expr, raw_dtype: pl.DataType, dtype: pl.DataType) -> pl.Expr | None:
+    """A direct cast for typed sources (Parquet, NDJSON numbers), or None to go through text."""
+    if dtype.is_numeric() and raw_dtype.is_numeric():
+        return raw.cast(dtype, strict=False)
+    if isinstance(raw_dtype, pl.Datetime) and isinstance(dtype, pl.Datetime | pl.Date):
+        if raw_dtype.time_zone is not None:  # the project keeps naive UTC timestamps
+            raw = raw.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return raw.cast(TIMESTAMP).cast(dtype)
+    if raw_dtype == pl.Date and isinstance(dtype, pl.Datetime | pl.Date):
+        return raw.cast(dtype)
+    if raw_dtype == pl.Boolean and dtype == pl.Boolean:
+        return raw
+    return None
+
+
+def _constant_text(value: bool | int | float | str) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def field_exprs(
+    field: str,
+    dtype: pl.DataType,
+    spec: FieldSpec,
+    columns: Mapping[str, pl.DataType],
+    decimal_comma: bool,
+) -> tuple[pl.Expr, pl.Expr]:
+    """(parsed value, failure flag) of one canonical field over a raw frame's columns."""
+    source = resolve_source(spec, columns)
+    if spec.constant is not None or source is None:
+        literal = spec.constant if spec.constant is not None else spec.default
+        if literal is None:
+            return pl.lit(None, dtype=dtype).alias(field), pl.lit(False).alias(BAD + field)
+        text = pl.lit(_constant_text(literal), dtype=pl.String)
+        value = _from_text(_text(text, spec, field), field, dtype, spec, decimal_comma)
+        return value.cast(dtype).alias(field), pl.lit(False).alias(BAD + field)
+
+    raw = pl.col(source)
+    raw_dtype = columns[source]
+    typed = None if spec.values else _from_typed(raw, raw_dtype, dtype)
+    if typed is not None:
+        present, value = raw.is_not_null(), typed
+    else:
+        text = _text(raw, spec, field)
+        present, value = text.is_not_null(), _from_text(text, field, dtype, spec, decimal_comma)
+    if spec.factor is not None:
+        value = value * spec.factor
+    if spec.offset is not None:
+        value = value.dt.offset_by(spec.offset)
+    bad = present & value.is_null()
+    if spec.default is not None:
+        fallback = pl.lit(_constant_text(spec.default), dtype=pl.String)
+        value = pl.coalesce(value, _from_text(fallback, field, dtype, spec, decimal_comma))
+    return value.cast(dtype).alias(field), bad.alias(BAD + field)
+
+
+def parse_columns(
+    raw: pl.LazyFrame,
+    specs: Mapping[str, FieldSpec],
+    schema: type[dy.Schema],
+    profile: SourceProfile,
+) -> pl.LazyFrame:
+    """Every column of ``schema`` parsed from ``raw``, plus one failure flag per mapped field."""
+    columns = raw.collect_schema()
+    values, flags = [], []
+    for field, column in schema.columns().items():
+        spec = specs.get(field)
+        if spec is None:
+            values.append(pl.lit(None, dtype=column.dtype).alias(field))
+            continue
+        value, flag = field_exprs(field, column.dtype, spec, columns, profile.decimal_comma)
+        values.append(value)
+        flags.append(flag)
+    parsed = raw.with_columns(*values, *flags)
+    if schema is DeclarationItem:
+        parsed = parsed.with_columns(_derived_customs_value())
+    return parsed
+
+
+def _derived_customs_value() -> pl.Expr:
+    """Invoice value at the fixed reference rate, where the source gives no USD value."""
+    rates = dict(currency_rates())
+    rate = pl.col("currency").replace_strict(rates, default=None, return_dtype=pl.Float64)
+    return pl.coalesce(pl.col("customs_value_usd"), pl.col("invoice_value") * rate).alias(
+        "customs_value_usd"
+    )
+
+
+def check_constants(profile: SourceProfile) -> None:
+    """Refuse a profile whose constants or defaults would not parse (e.g. a typo'd procedure)."""
+    sections = [(profile.declarations, DeclarationItem)]
+    if profile.outcomes is not None:
+        sections.append((profile.outcomes, InspectionOutcome))
+    probe = pl.LazyFrame({"__probe__": [""]})
+    for specs, schema in sections:
+        for field, spec in specs.items():
+            literal = spec.constant if spec.constant is not None else spec.default
+            if literal is None:
+                continue
+            constant_spec = spec.model_copy(update={"source": [], "constant": literal})
+            dtype = schema.columns()[field].dtype
+            value, _ = field_exprs(field, dtype, constant_spec, {}, profile.decimal_comma)
+            if probe.select(value).collect().item() is None:
+                raise InputError(
+                    f"profile {profile.name!r}: {field} = {literal!r} is not a valid "
+                    f"{failure_code(field, dtype).removeprefix('unparseable_')} value"
+                )
