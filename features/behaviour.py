@@ -1,0 +1,145 @@
+"""Behaviour signals: values placed under limits, round numbers, bursts, and crowded trucks.
+
+Trip features describe the truck a row travels on. A trip is one truck (its ``truck_id``, or the
+declaration itself when the truck is unknown) at one crossing on one calendar day: the papers a
+truck carries are handed in together, so the co-loaded items are known when the truck is
+scored and are not a peek into the future.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+import polars as pl
+
+TRIP_KEYS = ("trip_id",)
+
+
+def trip_id() -> pl.Expr:
+    """The trip a row travels on: truck (or declaration), crossing and day."""
+    return pl.concat_str(
+        [
+            pl.coalesce(pl.col("truck_id"), pl.lit("decl:") + pl.col("declaration_id")),
+            pl.col("crossing"),
+            pl.col("declared_at").dt.date().cast(pl.String),
+        ],
+        separator="|",
+    ).alias("trip_id")
+
+
+def gap_below_threshold(value: pl.Expr, thresholds: Sequence[float]) -> pl.Expr:
+    """Relative distance (T - v) / T to the nearest threshold T above the value; null if none."""
+    gaps = [pl.when(value < limit).then((limit - value) / limit) for limit in thresholds]
+    return pl.min_horizontal(gaps) if gaps else pl.lit(None, dtype=pl.Float64)
+
+
+def roundness(value: pl.Expr, max_zeros: int = 6) -> pl.Expr:
+    """Trailing zeros of a whole amount (5000 -> 3); 0 for amounts with cents or zero."""
+    whole = (value == value.round(0)) & (value > 0)
+    zeros = pl.sum_horizontal((value % (10**k) == 0).cast(pl.Int8) for k in range(1, max_zeros + 1))
+    return pl.when(whole).then(zeros).otherwise(0).cast(pl.Int8)
+
+
+def threshold_signals(
+    thresholds: Sequence[float], margin: float
+) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+    """Factory: values of the item and of its declaration just under declared limits (splitting)."""
+
+    def apply(items: pl.LazyFrame) -> pl.LazyFrame:
+        item_gap = gap_below_threshold(pl.col("customs_value_usd"), thresholds)
+        declaration_gap = gap_below_threshold(pl.col("declaration_value_usd"), thresholds)
+        return items.with_columns(
+            item_gap.alias("value_gap_below_threshold"),
+            (item_gap <= margin).fill_null(False).cast(pl.Int8).alias("value_just_under_threshold"),
+            declaration_gap.alias("declaration_value_gap_below_threshold"),
+            (declaration_gap <= margin)
+            .fill_null(False)
+            .cast(pl.Int8)
+            .alias("declaration_value_just_under_threshold"),
+        )
+
+    return apply
+
+
+def declaration_and_trip_totals(items: pl.LazyFrame) -> pl.LazyFrame:
+    """Items and value per declaration; declarations, consignees, chapters, value per trip."""
+    return items.with_columns(trip_id()).with_columns(
+        pl.len().over("declaration_id").cast(pl.Int64).alias("declaration_items"),
+        pl.col("customs_value_usd").sum().over("declaration_id").alias("declaration_value_usd"),
+        pl.col("declaration_id")
+        .n_unique()
+        .over("trip_id")
+        .cast(pl.Int64)
+        .alias("trip_declarations"),
+        pl.len().over("trip_id").cast(pl.Int64).alias("trip_items"),
+        pl.col("importer_id").n_unique().over("trip_id").cast(pl.Int64).alias("trip_importers"),
+        pl.col("hs_code")
+        .str.slice(0, 2)
+        .n_unique()
+        .over("trip_id")
+        .cast(pl.Int64)
+        .alias("trip_chapters"),
+        pl.col("customs_value_usd").sum().over("trip_id").alias("trip_value_usd"),
+        pl.col("gross_mass_kg").sum().over("trip_id").alias("trip_gross_kg"),
+        roundness(pl.col("invoice_value")).alias("invoice_value_roundness"),
+        pl.when(pl.col("net_mass_kg") > 0)
+        .then(pl.col("gross_mass_kg") / pl.col("net_mass_kg"))
+        .alias("gross_net_ratio"),
+        (
+            (pl.col("declared_at").dt.date() - pl.col("importer_registered_on"))
+            .dt.total_days()
+            .cast(pl.Float64)
+        ).alias("importer_age_days"),
+    )
+
+
+def importer_burst_ratio() -> pl.Expr:
+    """Declarations of the importer in the last day against its daily mean of the last 30."""
+    return (
+        pl.col("importer_declarations_1d") / ((pl.col("importer_declarations_30d") + 1) / 30.0)
+    ).alias("importer_burst_ratio")
+
+
+def weighbridge_gap(
+    arrivals: pl.LazyFrame | None, tolerance: timedelta
+) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+    """Factory: the truck's weighbridge reading at the crossing nearest the declaration (within
+    ``tolerance``) and the gap of the trip's declared gross weight to it (scheme 8)."""
+
+    def apply(items: pl.LazyFrame) -> pl.LazyFrame:
+        if arrivals is None:
+            return items.with_columns(
+                pl.lit(None, dtype=pl.Float64).alias("weighbridge_kg"),
+                pl.lit(None, dtype=pl.Float64).alias("trip_weighbridge_gap_ratio"),
+            )
+        readings = (
+            arrivals.select("truck_id", "crossing", "arrived_at", "weighbridge_kg")
+            .drop_nulls(["truck_id", "weighbridge_kg"])
+            .sort("arrived_at")
+        )
+        queries = (
+            items.select("truck_id", "crossing", "declared_at")
+            .drop_nulls("truck_id")
+            .unique()
+            .sort("declared_at")
+            .join_asof(
+                readings,
+                left_on="declared_at",
+                right_on="arrived_at",
+                by=["truck_id", "crossing"],
+                strategy="nearest",
+                tolerance=tolerance,
+                check_sortedness=False,
+            )
+            .select("truck_id", "crossing", "declared_at", "weighbridge_kg")
+        )
+        return items.join(
+            queries, on=["truck_id", "crossing", "declared_at"], how="left", nulls_equal=False
+        ).with_columns(
+            pl.when(pl.col("trip_gross_kg") > 0)
+            .then((pl.col("weighbridge_kg") - pl.col("trip_gross_kg")) / pl.col("trip_gross_kg"))
+            .alias("trip_weighbridge_gap_ratio")
+        )
+
+    return apply

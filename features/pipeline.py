@@ -1,0 +1,185 @@
+"""The feature pipeline: canonical declaration items in, one row of features per item out.
+
+History mode (``profiles=None``) computes every feature as of each declaration's own time over
+the whole history given, for training. Profile mode joins new declarations to entity profiles
+materialised up to a cut-off (``features.profiles``), for scoring. Both run the same code over
+event tables that differ only in how much of the past is collapsed, so they give the same
+numbers for the same declaration.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from features import behaviour, history, route
+from features.codes import hash_code_expr
+from features.config import FeatureConfig
+from features.history import ENTITIES, EVERYONE, KEY, entity_feature_names
+from features.reference import METRICS, UnitValueReference
+
+if TYPE_CHECKING:
+    from features.profiles import EntityProfiles
+
+KEYS = ["declaration_id", "item_no"]
+# Handy downstream (truck aggregation, lanes, slices), never features themselves.
+PASSTHROUGH = ["truck_id", "crossing", "declared_at", "trip_id"]
+
+VALUE_FEATURES = [
+    f"{metric}_{stat}"
+    for metric in METRICS
+    for stat in ("log_ratio", "position", "reference_level", "reference_rows")
+]
+WEIGHT_FEATURES = ["gross_net_ratio", "trip_weighbridge_gap_ratio"]
+ENTITY_FEATURES = [name for entity in ENTITIES for name in entity_feature_names(entity)]
+ROUTE_FEATURES = [
+    "origin_differs_from_dispatch",
+    "cn_origin_kz_dispatch",
+    "is_transit",
+    "is_eaeu_internal",
+    "dispatch_from_eaeu_member",
+]
+BEHAVIOUR_FEATURES = [
+    "importer_age_days",
+    "importer_burst_ratio",
+    "value_gap_below_threshold",
+    "value_just_under_threshold",
+    "declaration_value_gap_below_threshold",
+    "declaration_value_just_under_threshold",
+    "invoice_value_roundness",
+    "declaration_items",
+    "declaration_value_usd",
+    "trip_declarations",
+    "trip_items",
+    "trip_importers",
+    "trip_chapters",
+    "trip_value_usd",
+]
+GOODS_FEATURES = ["customs_value_log", "duty_rate_pct", "duty_at_stake_usd"]
+CATEGORICAL_FEATURES = [
+    "origin_country_code",
+    "dispatch_country_code",
+    "destination_country_code",
+    "procedure_code",
+    "hs_chapter_code",
+    "crossing_code",
+]
+FEATURE_COLUMNS = [
+    *VALUE_FEATURES,
+    *WEIGHT_FEATURES,
+    *ENTITY_FEATURES,
+    *ROUTE_FEATURES,
+    *BEHAVIOUR_FEATURES,
+    *GOODS_FEATURES,
+    *CATEGORICAL_FEATURES,
+]
+
+
+def extra_categorical_name(column: str) -> str:
+    """The feature name of an extra source column coded as a categorical."""
+    return f"{column}_code"
+
+
+def feature_columns(config: FeatureConfig | None = None) -> list[str]:
+    """``FEATURE_COLUMNS`` plus the extra categoricals the config adds, in output order."""
+    extras = (config or FeatureConfig()).extra_categoricals
+    return [*FEATURE_COLUMNS, *(extra_categorical_name(c) for c in extras)]
+
+
+def categorical_features(config: FeatureConfig | None = None) -> list[str]:
+    """``CATEGORICAL_FEATURES`` plus the extra categoricals the config adds."""
+    extras = (config or FeatureConfig()).extra_categoricals
+    return [*CATEGORICAL_FEATURES, *(extra_categorical_name(c) for c in extras)]
+
+
+def goods_signals() -> list[pl.Expr]:
+    """Size of the consignment and of the duty at stake (what revenue@n% ranks by)."""
+    return [
+        pl.col("customs_value_usd").log1p().alias("customs_value_log"),
+        pl.col("duty_rate_pct"),
+        (pl.col("customs_value_usd") * pl.col("duty_rate_pct").fill_null(0.0) / 100.0).alias(
+            "duty_at_stake_usd"
+        ),
+    ]
+
+
+def build_features(
+    declarations: pl.LazyFrame,
+    outcomes: pl.LazyFrame,
+    *,
+    profiles: EntityProfiles | None = None,
+    config: FeatureConfig | None = None,
+    arrivals: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Features of every item of ``declarations`` as of its own ``declared_at``.
+
+    ``declarations``/``outcomes``/``arrivals`` follow ``risk.schemas.DeclarationItem``,
+    ``InspectionOutcome`` and ``TruckArrival``. Without ``profiles`` the past is the frames
+    themselves (history mode). With ``profiles`` the past is the profile and ``declarations``
+    must all be declared at or after its cut-off and in its reference period (profile mode);
+    only outcomes recorded at or after the cut-off are taken from ``outcomes``.
+
+    In history mode the price reference is fitted here (one eager pass over ``declarations``);
+    everything else stays lazy. Returns ``declaration_id``, ``item_no``, ``truck_id``,
+    ``crossing``, ``declared_at``, ``trip_id`` and ``feature_columns(config)``.
+    """
+    config = config or FeatureConfig()
+    items = history.with_entity_columns(declarations)
+    if profiles is not None:
+        profiles.check_config(config)
+        items = items.with_columns(profiles.refuse_before_cutoff("declared_at"))
+        outcomes = outcomes.filter(pl.col("recorded_at") >= profiles.cutoff)
+        known_items = pl.concat(
+            [profiles.pending_items.lazy(), items.select(profiles.pending_items.columns)]
+        )
+        reference = profiles.reference
+    else:
+        known_items = items
+        reference = UnitValueReference(
+            period=config.reference_period,
+            bin_width=config.reference_bin_width,
+            min_rows=config.reference_min_rows,
+        ).fit(declarations)
+    judged = history.outcome_items(outcomes, known_items, config)
+
+    def declaration_state(entity: history.Entity) -> pl.LazyFrame:
+        events = history.declaration_events(items, entity)
+        if profiles is not None:
+            events = pl.concat([profiles.declaration_events[entity.name].lazy(), events])
+        return history.cumulate(events)
+
+    def outcome_state(entity: history.Entity) -> pl.LazyFrame:
+        events = history.outcome_events(judged, entity)
+        if profiles is not None:
+            events = pl.concat([profiles.outcome_events[entity.name].lazy(), events])
+        return history.cumulate(events)
+
+    prior = history.global_prior(items, outcome_state(EVERYONE), config)
+    frame = items
+    for entity in ENTITIES:
+        features = history.entity_history(
+            items, entity, declaration_state(entity), outcome_state(entity), prior, config
+        )
+        frame = (
+            frame.with_columns(history.entity_key(entity))
+            .join(features, on=[KEY, "declared_at"], how="left", nulls_equal=False)
+            .drop(KEY)
+        )
+    frame = (
+        frame.join(reference.transform(items), on=KEYS, how="left")
+        .pipe(behaviour.declaration_and_trip_totals)
+        .pipe(behaviour.threshold_signals(config.value_thresholds_usd, config.just_under_margin))
+        .pipe(behaviour.weighbridge_gap(arrivals, timedelta(hours=config.arrival_tolerance_hours)))
+        .with_columns(
+            *route.route_signals(),
+            *goods_signals(),
+            behaviour.importer_burst_ratio(),
+            *(
+                hash_code_expr(column).alias(extra_categorical_name(column))
+                for column in config.extra_categoricals
+            ),
+        )
+    )
+    return frame.select(*KEYS, *PASSTHROUGH, *feature_columns(config))

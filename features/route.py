@@ -1,0 +1,72 @@
+"""Route and origin signals: where the goods come from, how they travel, and the codes of both.
+
+Country and route *risk* learned from outcomes lives in the entity history (entities
+``origin``, ``route`` and ``hs_origin`` in ``features.history``); here are the facts of the row.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from features.codes import country_code, hash_code_expr, hs_chapter_code, procedure_code
+
+# Members of the Eurasian Economic Union: goods moving between them travel as internal trade,
+# which is what re-export schemes (DOMAIN.md scheme 2) exploit.
+EAEU = ("AM", "BY", "KG", "KZ", "RU")
+
+
+def origin_differs_from_dispatch() -> pl.Expr:
+    """Goods made in one country but shipped from another (a third-country leg)."""
+    return (
+        (
+            pl.col("dispatch_country").is_not_null()
+            & (pl.col("dispatch_country") != pl.col("origin_country"))
+        )
+        .cast(pl.Int8)
+        .alias("origin_differs_from_dispatch")
+    )
+
+
+def chinese_goods_via_kazakhstan() -> pl.Expr:
+    """Origin CN dispatched from KZ: the signature route of re-export through a third country."""
+    return (
+        ((pl.col("origin_country") == "CN") & (pl.col("dispatch_country") == "KZ"))
+        .fill_null(False)
+        .cast(pl.Int8)
+        .alias("cn_origin_kz_dispatch")
+    )
+
+
+def procedure_is(procedure: str) -> pl.Expr:
+    """1 when the item moves under ``procedure`` (transit: diversion risk; internal: re-export)."""
+    return (pl.col("procedure").cast(pl.String) == procedure).cast(pl.Int8).alias(f"is_{procedure}")
+
+
+def dispatch_from_eaeu_member() -> pl.Expr:
+    """1 when the goods were dispatched from an EAEU member other than their origin."""
+    return (
+        (
+            pl.col("dispatch_country").is_in(EAEU)
+            & (pl.col("dispatch_country") != pl.col("origin_country"))
+        )
+        .fill_null(False)
+        .cast(pl.Int8)
+        .alias("dispatch_from_eaeu_member")
+    )
+
+
+def route_signals() -> list[pl.Expr]:
+    """All route facts and the stable codes of countries, procedure, chapter and crossing."""
+    return [
+        origin_differs_from_dispatch(),
+        chinese_goods_via_kazakhstan(),
+        procedure_is("transit"),
+        procedure_is("eaeu_internal"),
+        dispatch_from_eaeu_member(),
+        country_code("origin_country").alias("origin_country_code"),
+        country_code("dispatch_country").alias("dispatch_country_code"),
+        country_code("destination_country").alias("destination_country_code"),
+        procedure_code().alias("procedure_code"),
+        hs_chapter_code().alias("hs_chapter_code"),
+        hash_code_expr("crossing").alias("crossing_code"),
+    ]

@@ -1,0 +1,160 @@
+"""The pipeline's contract: shape, keys, codes, catalogue, and history/profile parity."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from feature_traffic import Traffic
+from polars.testing import assert_frame_equal
+
+from features.catalog import CATALOG, entry_for, render_markdown
+from features.config import FeatureConfig
+from features.pipeline import (
+    CATEGORICAL_FEATURES,
+    FEATURE_COLUMNS,
+    KEYS,
+    build_features,
+    categorical_features,
+    feature_columns,
+)
+from features.profiles import EntityProfiles, materialize_profiles
+from features.truck import TRUCK_FEATURE_COLUMNS, truck_features
+
+MakeTraffic = Callable[..., Traffic]
+
+
+def _history(traffic: Traffic, config: FeatureConfig | None = None) -> pl.DataFrame:
+    return (
+        build_features(
+            traffic.declarations.lazy(),
+            traffic.outcomes.lazy(),
+            arrivals=traffic.arrivals.lazy(),
+            config=config,
+        )
+        .collect()
+        .sort(KEYS)
+    )
+
+
+def test_one_row_per_item_with_unique_keys(traffic: Traffic) -> None:
+    features = _history(traffic)
+    assert features.height == traffic.declarations.height
+    assert features.select(KEYS).is_duplicated().sum() == 0
+    assert features.columns == [*KEYS, "truck_id", "crossing", "declared_at", "trip_id",
+                                *FEATURE_COLUMNS]  # fmt: skip
+    assert_frame_equal(features.select(KEYS), traffic.declarations.select(KEYS).sort(KEYS))
+
+
+def test_categoricals_are_plain_integers(traffic: Traffic) -> None:
+    features = _history(traffic)
+    for name in CATEGORICAL_FEATURES:
+        assert features.schema[name] == pl.Int32, name
+        assert features[name].drop_nulls().min() >= 0  # type: ignore[operator]
+    assert not any(
+        isinstance(dtype, pl.Categorical | pl.Enum | pl.String) for dtype in
+        features.select(FEATURE_COLUMNS).schema.values()
+    )  # fmt: skip
+
+
+def test_extra_categoricals_are_hashed_stably(traffic: Traffic) -> None:
+    source = traffic.declarations.with_columns(
+        pl.when(pl.col("item_no") == 1).then(pl.lit("office-7")).otherwise(pl.lit("office-9"))
+        .alias("src_office_id")
+    )  # fmt: skip
+    config = FeatureConfig(extra_categoricals=("src_office_id",))
+    features = _history(Traffic(source, traffic.outcomes, traffic.arrivals), config)
+    assert feature_columns(config)[-1] == "src_office_id_code"
+    assert categorical_features(config)[-1] == "src_office_id_code"
+    codes = dict(
+        features.join(source.select(*KEYS, "src_office_id"), on=KEYS)
+        .select("src_office_id", "src_office_id_code")
+        .unique()
+        .iter_rows()
+    )
+    # CRC-32 of the text modulo 2**20: fixed forever, whatever else is in the data.
+    assert codes == {v: zlib.crc32(v.encode()) % (1 << 20) for v in ("office-7", "office-9")}
+    assert entry_for("src_office_id_code").scheme == "any"
+
+
+def test_every_feature_is_in_the_catalogue() -> None:
+    assert set(FEATURE_COLUMNS) == set(CATALOG)
+    markdown = render_markdown()
+    for name in FEATURE_COLUMNS:
+        assert f"`{name}`" in markdown
+        entry = CATALOG[name]
+        assert "{value}" in entry.reason_en
+        assert entry.reason(1.5, "ru") and entry.reason(None, "en")
+
+
+def test_docs_are_generated_from_the_catalogue() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "features.md"
+    assert docs.read_text(encoding="utf-8") == render_markdown()
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_profile_mode_equals_history_mode(
+    seed: int, tmp_path: Path, make_traffic: MakeTraffic
+) -> None:
+    traffic = make_traffic(400, seed=seed, days=59)
+    cutoff = datetime(2024, 2, 10)
+    history = _history(traffic).filter(pl.col("declared_at") >= cutoff)
+    profiles = materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff)
+    profiles = EntityProfiles.load(profiles.save(tmp_path / "profile"))
+    scored = (
+        build_features(
+            traffic.declarations.lazy().filter(pl.col("declared_at") >= cutoff),
+            traffic.outcomes.lazy(),
+            profiles=profiles,
+            arrivals=traffic.arrivals.lazy(),
+        )
+        .collect()
+        .sort(KEYS)
+    )
+    assert history.height > 100
+    assert_frame_equal(scored, history, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_profile_mode_refuses_declarations_before_the_cutoff(traffic: Traffic) -> None:
+    cutoff = datetime(2024, 1, 20)
+    profiles = materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff)
+    with pytest.raises(Exception, match="before the entity profile's cut-off"):
+        build_features(
+            traffic.declarations.lazy(), traffic.outcomes.lazy(), profiles=profiles
+        ).collect()
+
+
+def test_profile_mode_refuses_a_later_reference_period(traffic: Traffic) -> None:
+    cutoff = datetime(2024, 1, 20)
+    profiles = materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff)
+    later = traffic.declarations.lazy().filter(pl.col("declared_at") >= datetime(2024, 2, 1))
+    with pytest.raises(Exception, match="serves only the period starting 2024-01-01"):
+        build_features(later, traffic.outcomes.lazy(), profiles=profiles).collect()
+
+
+def test_profile_mode_refuses_another_config(traffic: Traffic) -> None:
+    profiles = materialize_profiles(
+        traffic.declarations.lazy(), traffic.outcomes.lazy(), datetime(2024, 1, 20)
+    )
+    with pytest.raises(ValueError, match="reference_min_rows"):
+        build_features(
+            traffic.declarations.lazy().filter(pl.col("declared_at") >= datetime(2024, 1, 20)),
+            traffic.outcomes.lazy(),
+            profiles=profiles,
+            config=FeatureConfig(reference_min_rows=3),
+        )
+
+
+def test_truck_features_one_row_per_trip(traffic: Traffic) -> None:
+    items = _history(traffic)
+    trucks = truck_features(items.lazy()).collect()
+    assert trucks.height == items["trip_id"].n_unique()
+    assert set(TRUCK_FEATURE_COLUMNS) <= set(trucks.columns)
+    busiest = items.group_by("trip_id").agg(pl.len(), pl.col("importer_declarations").max())
+    joined = trucks.join(busiest, on="trip_id")
+    assert (joined["trip_items"] == joined["len"]).all()
+    assert (joined["importer_declarations_max"] == joined["importer_declarations"]).all()
