@@ -114,15 +114,11 @@ def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
         streams[3], cfg, entities, start_us=queue_start, end_us=as_of, trucks=cfg.queue_trucks
     )
     queue_evaded = apply_schemes(streams[4], cfg, entities, queue)
-    inspections = inspect(streams[5], cfg, entities, history, history_evaded)
+    history_weighbridge = weighbridge_readings(streams[6], cfg, history)
+    inspections = inspect(streams[5], cfg, entities, history, history_evaded, history_weighbridge)
 
     declarations, arrivals = declarations_frame(
-        cfg,
-        entities,
-        history,
-        weighbridge_readings(streams[6], cfg, history),
-        first_declaration=0,
-        first_trip=0,
+        cfg, entities, history, history_weighbridge, first_declaration=0, first_trip=0
     )
     queue_declarations, queue_arrivals = declarations_frame(
         cfg,

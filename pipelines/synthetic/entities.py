@@ -112,8 +112,9 @@ def build_entities(
     active_from = np.where(
         newcomer, rng.integers(start_us, end_us, n_imp), start_us - 30 * US_PER_DAY
     ).astype(np.int64)
+    # Honest newcomers too start trading soon after registering: youth alone proves nothing.
     days_before = np.where(
-        newcomer, rng.integers(15, 400, n_imp), 200 + rng.exponential(6 * 365, n_imp)
+        newcomer, 3 + rng.exponential(150, n_imp), 200 + rng.exponential(6 * 365, n_imp)
     )
     registered_day = (active_from // US_PER_DAY - days_before).astype(np.int64)
 

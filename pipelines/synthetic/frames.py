@@ -93,7 +93,7 @@ def declarations_frame(
     i_decl, i_trip = p.i_decl, p.d_trip[p.i_decl]
     description = np.where(
         p.i_description >= 0,
-        p.i_hs_decl * DESCRIPTION_VARIANTS + p.i_description,
+        np.where(p.i_true_wording, p.i_hs, p.i_hs_decl) * DESCRIPTION_VARIANTS + p.i_description,
         ref.size * DESCRIPTION_VARIANTS + (-1 - p.i_description),
     )
     currency = p.d_currency[i_decl]

@@ -253,6 +253,8 @@ def apply_schemes(
         rates["misclassification"] * total,
     )
     p.i_hs_decl[items] = cover[items]
+    # Some keep the true goods' wording under the cover code: the text betrays the code.
+    p.i_true_wording[items] = rng.random(len(items)) < 0.3
     p.i_value_decl[items] = cover_value[items]
     p.i_qty_decl[items] = np.where(
         ref.unit_is_kg[cover[items]], p.i_net_decl[items], p.i_qty_decl[items]

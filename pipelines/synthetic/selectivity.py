@@ -49,7 +49,12 @@ def _top_share(
 
 
 def inspect(
-    rng: np.random.Generator, cfg: TrafficConfig, ents: Entities, p: Period, evaded: np.ndarray
+    rng: np.random.Generator,
+    cfg: TrafficConfig,
+    ents: Entities,
+    p: Period,
+    evaded: np.ndarray,
+    weighbridge_kg: np.ndarray,
 ) -> Inspections:
     """Select declarations the old way, inspect them, and record what was found."""
     ref = hs_reference()
@@ -59,7 +64,17 @@ def inspect(
     watched_origin = np.isin(
         p.i_origin_decl, [COUNTRY_INDEX[c] for c in cfg.rule_origins if c in COUNTRY_INDEX]
     )
-    item_score = 1.2 * watched_chapter + 0.6 * watched_origin + 1.0 * ref.sensitive[p.i_hs_decl]
+    # The classic price trigger: declared value per kg under half the code's reference price.
+    cheap = p.i_value_decl < 0.5 * ref.usd_per_kg[p.i_hs_decl] * p.i_net_decl
+    item_score = (
+        1.2 * watched_chapter
+        + 0.6 * watched_origin
+        + 1.0 * ref.sensitive[p.i_hs_decl]
+        + 0.8 * cheap
+    )
+    declared_load = np.bincount(p.d_trip[p.i_decl], weights=p.i_gross_decl, minlength=len(p.t_kind))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off_scale = np.abs(weighbridge_kg / declared_load - 1) > 0.1  # NaN (no scale) is False
     value = segment_sum(p.i_value_decl, p.i_decl, n_decls)
     age_days = p.d_declared_us // US_PER_DAY - ents.imp_registered_day[p.d_importer]
     known = ents.imp_registration_known[p.d_importer]
@@ -70,6 +85,7 @@ def inspect(
         + 0.5 * (known & (age_days < 180))
         + 0.4 * ((p.d_dispatch == COUNTRY_INDEX["KZ"]) & (origin != COUNTRY_INDEX["KZ"]))
         + 0.5 * (p.d_procedure == TRANSIT)
+        + 1.0 * off_scale[p.d_trip]
         + cfg.rule_noise * rng.normal(0, 1, n_decls)
     )
     broker = np.where(p.d_broker >= 0, BROKER_RISK[ents.brk_tier[np.maximum(p.d_broker, 0)]], 1.0)

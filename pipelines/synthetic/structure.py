@@ -91,6 +91,7 @@ class Period:
     i_value_decl: np.ndarray
     i_scheme: np.ndarray  # index into risk.schemas.RESULTS, 0 = clean
     i_description: np.ndarray  # variant; -1 - k for the k-th vague "cargo" wording
+    i_true_wording: np.ndarray  # describe what the goods are, not what the code says
     i_null_net: np.ndarray
     i_null_qty: np.ndarray
 
@@ -345,6 +346,7 @@ def build_period(
         i_value_decl=value.copy(),
         i_scheme=np.zeros(n_items, dtype=np.int64),
         i_description=rng.integers(0, DESCRIPTION_VARIANTS, n_items),
+        i_true_wording=np.zeros(n_items, dtype=bool),
         i_null_net=rng.random(n_items) < 0.01,
         i_null_qty=rng.random(n_items) < 0.02,
     )
