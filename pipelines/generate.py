@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ LAYOUT = {
     "ground_truth": "truth/ground_truth.parquet",
 }
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,23 @@ def _epoch_us(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days * US_PER_DAY
 
 
+class _Stages:
+    """Logs the seconds each stage took (``logging`` at INFO; the benchmark shows them)."""
+
+    def __init__(self) -> None:
+        self.mark = time.perf_counter()
+
+    def done(self, stage: str, **counts: int) -> None:
+        now = time.perf_counter()
+        details = " ".join(f"{k}={v:,}" for k, v in counts.items())
+        log.info("generate: %-24s %6.2f s %s", stage, now - self.mark, details)
+        self.mark = now
+
+
 def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
     """Generate history (with outcomes), today's queue and the ground truth of both."""
     cfg = config or TrafficConfig()
+    stages = _Stages()
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(8)]
     as_of = _epoch_us(cfg.as_of)
     queue_start = as_of - cfg.queue_days * US_PER_DAY
@@ -101,6 +118,7 @@ def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
         start_us=history_start,
         end_us=as_of,
     )
+    stages.done("entities", importers=len(entities.imp_kind), vehicles=len(entities.veh_carrier))
     history = build_period(
         streams[1],
         cfg,
@@ -110,12 +128,15 @@ def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
         items=cfg.history_items,
     )
     history_evaded = apply_schemes(streams[2], cfg, entities, history)
+    stages.done("history traffic", items=history.n_items, trucks=len(history.t_kind))
     queue = build_period(
         streams[3], cfg, entities, start_us=queue_start, end_us=as_of, trucks=cfg.queue_trucks
     )
     queue_evaded = apply_schemes(streams[4], cfg, entities, queue)
+    stages.done("queue traffic", items=queue.n_items, trucks=len(queue.t_kind))
     history_weighbridge = weighbridge_readings(streams[6], cfg, history)
     inspections = inspect(streams[5], cfg, entities, history, history_evaded, history_weighbridge)
+    stages.done("inspections", inspected=int(inspections.inspected.sum()))
 
     declarations, arrivals = declarations_frame(
         cfg, entities, history, history_weighbridge, first_declaration=0, first_trip=0
@@ -128,17 +149,20 @@ def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
         first_declaration=len(history.d_trip),
         first_trip=len(history.t_kind),
     )
+    stages.done("declaration frames")
     truth = pl.concat(
         [
             ground_truth_frame(history, history_evaded, declarations),
             ground_truth_frame(queue, queue_evaded, queue_declarations),
         ]
     )
+    outcomes = outcomes_frame(cfg, history, inspections, declarations)
+    stages.done("outcome and truth frames")
     return Traffic(
         config=cfg,
         declarations=declarations,
         arrivals=arrivals,
-        outcomes=outcomes_frame(cfg, history, inspections, declarations),
+        outcomes=outcomes,
         ground_truth=truth,
         queue_declarations=queue_declarations,
         queue_arrivals=queue_arrivals,
