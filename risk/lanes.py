@@ -156,10 +156,11 @@ def _describe(exc: Exception) -> str:
 
 
 def truck_key() -> pl.Expr:
-    """The truck an item travels on; a declaration with no truck (KCS, post) is its own truck."""
-    return pl.coalesce(pl.col("truck_id"), pl.lit("decl:") + pl.col("declaration_id")).alias(
-        "truck_key"
-    )
+    """The truck an item travels on; a declaration with no truck (KCS, post) is its own truck.
+
+    The same rule as ``features.truck``: coalesce(truck_id, declaration_id).
+    """
+    return pl.coalesce(pl.col("truck_id"), pl.col("declaration_id")).alias("truck_key")
 
 
 LANE_COLUMNS = ("lane", "selection", "decided_by", "officer_minutes", "duty_per_minute_usd")

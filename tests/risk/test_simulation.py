@@ -17,8 +17,8 @@ from risk.simulation import (
     Truck,
     crossings_for,
     format_table,
+    load_queue,
     model_lanes,
-    queue_trucks,
     rule_lanes,
     run_policy,
     share_lanes,
@@ -107,6 +107,8 @@ def _queue() -> tuple[pl.DataFrame, pl.DataFrame]:
             "hs_code": ["8517120000", "8517", "6403", "8471", "9503"],
             "origin_country": ["CN"] * 5,
             "dispatch_country": ["KZ"] * 5,
+            "customs_value_usd": [1000.0, 2000.0, 500.0, 800.0, 90.0],
+            "duty_rate_pct": [10.0, 10.0, 5.0, 0.0, 20.0],
         }
     )
     truth = pl.DataFrame(
@@ -120,52 +122,84 @@ def _queue() -> tuple[pl.DataFrame, pl.DataFrame]:
     return declarations, truth
 
 
-def test_queue_trucks_aggregate_items_in_queue_order() -> None:
+def test_queue_aggregates_items_into_trucks_in_queue_order() -> None:
     declarations, truth = _queue()
-    trucks = queue_trucks(declarations, truth)
-    assert trucks.select(
+    queue = load_queue(declarations, truth)
+    assert queue.trucks.select(
         "truck_key", "n_items", "violating_items", "violation", "duty_evaded_usd"
     ).rows() == [
         ("T2", 1, 0, False, 0.0),
-        ("decl:D4", 1, 1, True, 70.0),
+        ("D4", 1, 1, True, 70.0),
         ("T1", 3, 1, True, 500.0),
     ]
-    assert queue_trucks(declarations, truth, limit=2).height == 2
+    first_two = load_queue(declarations, truth, limit=2)
+    assert first_two.trucks.height == 2
+    assert sorted(first_two.items["declaration_id"]) == ["D3", "D4"]
 
 
 def test_policy_counts_what_inspections_find() -> None:
     declarations, truth = _queue()
-    trucks = queue_trucks(declarations, truth)
+    queue = load_queue(declarations, truth)
     crossings = {"A": ONE_OF_EACH}
-    certain = Detection(physical=1.0, document=1.0)
+    certain = Detection(default_physical=1.0, document_factor=1.0)
     lanes = pl.Series(["green", "yellow", "red"])
-    result = run_policy("hand", trucks, lanes, crossings, detection=certain)
+    result = run_policy("hand", queue, lanes, crossings, detection=certain)
     assert (result.red, result.yellow) == (1, 1)
-    assert (result.violations, result.violations_caught) == (2, 2)
+    assert (result.violations, result.violations_caught, result.items_caught) == (2, 2, 2)
     assert result.duty_recovered_usd == pytest.approx(570.0)
-    blind = run_policy("blind", trucks, lanes, crossings, detection=Detection(0.0, 0.0))
+    blind = run_policy("blind", queue, lanes, crossings, detection=Detection(default_physical=0.0))
     assert blind.violations_caught == 0
+    # Documents find nothing: only the red truck's undervaluation is found.
+    no_papers = Detection(default_physical=1.0, document_factor=0.0)
+    red_only = run_policy("red", queue, lanes, crossings, detection=no_papers)
+    assert (red_only.violations_caught, red_only.duty_recovered_usd) == (1, 500.0)
+    per_scheme = Detection(physical={"undervaluation": 0.0}, default_physical=1.0)
+    assert run_policy("s", queue, lanes, crossings, detection=per_scheme).items_caught <= 1
     # T2 green 0-2; D4 booth 2-4, check 4-14; T1 booth 4-6, bay 6-86 (60 + 2 extra items x 10)
     crossings = {"A": Crossing(**(ONE_OF_EACH.__dict__ | {"minutes_physical_per_item": 10.0}))}
-    timed = run_policy("hand", trucks, lanes, crossings, detection=certain)
+    timed = run_policy("hand", queue, lanes, crossings, detection=certain)
     assert timed.simulation.released_min.tolist() == [2.0, 14.0, 86.0]
     assert timed.hours_to_clear == pytest.approx(86 / 60)
     assert timed.mean_wait_hours == pytest.approx((2 + 14 + 86) / 3 / 60)
     assert "hand" in format_table([timed])
 
 
+def test_detection_draws_are_shared_between_policies() -> None:
+    declarations, truth = _queue()
+    queue = load_queue(declarations, truth)
+    half = Detection(default_physical=0.5, document_factor=1.0)
+    lanes = pl.Series(["red", "red", "red"])
+    runs = {run_policy(n, queue, lanes, {"A": ONE_OF_EACH}, detection=half, seed=4).items_caught
+            for n in ("a", "b")}  # fmt: skip
+    assert len(runs) == 1
+
+
 def test_policy_lanes() -> None:
     declarations, truth = _queue()
-    trucks = queue_trucks(declarations, truth)
+    trucks = load_queue(declarations, truth).trucks
     watch = RuleSet(
         rules=(HardRule(name="w", lane="red", reason_en="phones", hs_prefixes=("8517",)),)
     )
     assert rule_lanes(declarations, trucks, watch).to_list() == ["green", "green", "red"]
-    scored = pl.DataFrame({"truck_key": ["T1", "T2"], "lane": ["yellow", "red"]})
+    scored = pl.DataFrame({"truck_key": ["T1", "T2", "T2"], "lane": ["yellow", "green", "red"]})
     assert model_lanes(trucks, scored).to_list() == ["red", "green", "yellow"]
     many = pl.DataFrame({"truck_key": [f"T{i}" for i in range(10_000)]})
     red_share = (share_lanes(many, 0.95, seed=3) == "red").mean()
     assert red_share == pytest.approx(0.95, abs=0.01)
+
+
+def test_rules_only_with_capacity_fills_the_models_minutes_with_rule_hits() -> None:
+    declarations, truth = _queue()
+    trucks = load_queue(declarations, truth).trucks
+    watch = RuleSet(
+        rules=(HardRule(name="w", lane="red", reason_en="x", origin_countries=("CN",)),)
+    )
+    # 90 minutes: T1 (most duty at stake per minute; 3 items, 80 min) fits, nothing after it.
+    one = CapacityConfig(
+        default=LaneCapacity(physical_per_hour=1.5, document_per_hour=0, horizon_hours=1)
+    )
+    assert rule_lanes(declarations, trucks, watch, one).to_list() == ["green", "green", "red"]
+    assert rule_lanes(declarations, trucks, watch).to_list() == ["red", "red", "red"]
 
 
 def test_crossings_come_from_the_capacity_file() -> None:
@@ -182,9 +216,9 @@ def test_crossings_come_from_the_capacity_file() -> None:
 
 def test_plot_is_written(tmp_path: Path) -> None:
     declarations, truth = _queue()
-    trucks = queue_trucks(declarations, truth)
+    queue = load_queue(declarations, truth)
     results = [
-        run_policy(name, trucks, pl.Series([lane] * 3), {"A": ONE_OF_EACH})
+        run_policy(name, queue, pl.Series([lane] * 3), {"A": ONE_OF_EACH})
         for name, lane in (("all red", "red"), ("all green", "green"))
     ]
     path = plot_queues(results, tmp_path / "queue.png")
