@@ -30,9 +30,10 @@ from pipelines.synthetic.config import (
 )
 from pipelines.synthetic.entities import US_PER_DAY, build_entities
 from pipelines.synthetic.frames import declarations_frame, ground_truth_frame, outcomes_frame
+from pipelines.synthetic.period import MEAN_ITEMS, NORMAL
 from pipelines.synthetic.schemes import apply_schemes
 from pipelines.synthetic.selectivity import inspect
-from pipelines.synthetic.structure import MEAN_ITEMS, NORMAL, build_period, weighbridge_readings
+from pipelines.synthetic.structure import build_period, weighbridge_readings
 from risk.atomic import atomic_path, write_frame
 
 __all__ = [
@@ -176,6 +177,10 @@ def realised_scheme_rates(ground_truth: pl.DataFrame) -> dict[str, float]:
     return {name: round(counts.get(name, 0) / n, 5) for name in ("clean", *SCHEMES)}
 
 
+def _share(flags: pl.Series) -> float:
+    return round(int(flags.sum()) / max(flags.len(), 1), 5)
+
+
 def manifest(traffic: Traffic) -> dict[str, Any]:
     """What was generated: seed, config, row counts, realised scheme and inspection rates."""
     outcomes = traffic.outcomes
@@ -192,12 +197,8 @@ def manifest(traffic: Traffic) -> dict[str, Any]:
         },
         "inspection": {
             "inspected_item_share": round(inspected.height / max(outcomes.height, 1), 5),
-            "random_declaration_share": round(
-                float((per_declaration["selection"] == "random").mean() or 0.0), 5
-            ),
-            "violation_found_share_of_inspected": round(
-                float((inspected["result"] != "clean").mean() or 0.0), 5
-            ),
+            "random_declaration_share": _share(per_declaration["selection"] == "random"),
+            "violation_found_share_of_inspected": _share(inspected["result"] != "clean"),
         },
     }
 

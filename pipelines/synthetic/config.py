@@ -50,7 +50,7 @@ class Crossing(BaseModel):
     customs_post: str = Field(
         pattern=r"^[0-9]{8}$", description="Customs post code that opens declaration numbers."
     )
-    has_weighbridge: bool = Field(True, description="Whether arriving trucks are weighed.")
+    has_weighbridge: bool = Field(default=True, description="Whether arriving trucks are weighed.")
 
 
 DEFAULT_CROSSINGS: tuple[Crossing, ...] = (
@@ -85,24 +85,29 @@ class TrafficConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = Field(7, ge=0, description="Seed of every random draw.")
+    seed: int = Field(default=7, ge=0, description="Seed of every random draw.")
     as_of: dt.date = Field(
-        dt.date(2026, 11, 2),
+        default=dt.date(2026, 11, 2),
         description="'Today': the standing queue ends here and history before it. Fixed, "
         "never the real date, so that the same seed gives the same bytes.",
     )
-    history_days: int = Field(120, ge=14, le=3650, description="Days of past traffic.")
+    history_days: int = Field(default=120, ge=14, le=3650, description="Days of past traffic.")
     queue_days: int = Field(
-        6, ge=1, le=60, description="Days over which the trucks of today's queue arrived."
+        default=6, ge=1, le=60, description="Days over which the trucks of today's queue arrived."
     )
     history_items: int = Field(
-        200_000, ge=500, le=50_000_000, description="Goods items of past traffic (the scale)."
+        default=200_000,
+        ge=500,
+        le=50_000_000,
+        description="Goods items of past traffic (the scale).",
     )
     queue_trucks: int = Field(
-        7000, ge=10, le=1_000_000, description="Trucks standing in today's queue."
+        default=7000, ge=10, le=1_000_000, description="Trucks standing in today's queue."
     )
     crossings: tuple[Crossing, ...] = Field(
-        DEFAULT_CROSSINGS, min_length=1, description="Road crossings and their traffic shares."
+        default=DEFAULT_CROSSINGS,
+        min_length=1,
+        description="Road crossings and their traffic shares.",
     )
     scheme_rates: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_SCHEME_RATES),
@@ -114,33 +119,40 @@ class TrafficConfig(BaseModel):
         description="Chance a physical inspection finds each scheme (officers miss some).",
     )
     document_check_factor: float = Field(
-        0.5,
+        default=0.5,
         ge=0,
         le=1,
         description="Detection of a yellow-lane document check relative to a physical one.",
     )
     random_inspection_share: float = Field(
-        0.03, ge=0, le=0.5, description="Share of declarations inspected at random."
+        default=0.03, ge=0, le=0.5, description="Share of declarations inspected at random."
     )
     rule_inspection_share: float = Field(
-        0.08, ge=0, le=0.9, description="Share of declarations the old hard rules select."
+        default=0.08, ge=0, le=0.9, description="Share of declarations the old hard rules select."
     )
     targeted_inspection_share: float = Field(
-        0.05, ge=0, le=0.9, description="Share selected by the old importer-profile score."
+        default=0.05, ge=0, le=0.9, description="Share selected by the old importer-profile score."
     )
     red_lane_share: float = Field(
-        0.6, ge=0, le=1, description="Share of rule/targeted selections sent red (else yellow)."
+        default=0.6,
+        ge=0,
+        le=1,
+        description="Share of rule/targeted selections sent red (else yellow).",
     )
     rule_hs_chapters: tuple[str, ...] = Field(
-        ("84", "85", "87", "61", "62", "64"),
+        default=("84", "85", "87", "61", "62", "64"),
         description="HS chapters the old rules watch.",
     )
-    rule_origins: tuple[str, ...] = Field(("CN",), description="Origins the old rules watch.")
+    rule_origins: tuple[str, ...] = Field(
+        default=("CN",), description="Origins the old rules watch."
+    )
     rule_noise: float = Field(
-        1.0, ge=0, description="Spread of the officers' judgement added to the old rule score."
+        default=1.0,
+        ge=0,
+        description="Spread of the officers' judgement added to the old rule score.",
     )
     splitting_threshold_usd: float = Field(
-        10_000.0,
+        default=10_000.0,
         gt=0,
         description="Declared value above which old rules check more; split shipments stay "
         "just below it.",

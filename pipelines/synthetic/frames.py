@@ -7,6 +7,7 @@ import polars as pl
 
 from pipelines.synthetic.config import TrafficConfig
 from pipelines.synthetic.entities import Entities, importer_ids
+from pipelines.synthetic.period import DESCRIPTION_VARIANTS, Period
 from pipelines.synthetic.reference import (
     COUNTRIES,
     CURRENCIES,
@@ -14,9 +15,8 @@ from pipelines.synthetic.reference import (
     hs_reference,
     usd_per_unit,
 )
-from pipelines.synthetic.schemes import VAGUE_DESCRIPTIONS
 from pipelines.synthetic.selectivity import OFFICERS_PER_CROSSING, Inspections
-from pipelines.synthetic.structure import DESCRIPTION_VARIANTS, Period
+from pipelines.synthetic.shipment_schemes import VAGUE_DESCRIPTIONS
 from risk.schemas import (
     LANES,
     PROCEDURES,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -51,17 +52,17 @@ EAEU = ("KZ", "BY", "KG", "AM", "RU")
 # Origins whose goods pay no import duty in the EAEU (members, and the CIS free-trade zone).
 DUTY_FREE_ORIGINS = (*EAEU, "UZ")
 # Tariff preferences: share of the full rate paid (developing and least developed countries).
-PREFERENCE_FACTOR = {"IN": 0.75, "VN": 0.75, "BD": 0.0}
+PREFERENCE_FACTOR: dict[str, float] = {"IN": 0.75, "VN": 0.75, "BD": 0.0}
 # Price level of an origin relative to the HS reference (customs keeps references per HS x
 # origin: a German lathe costs more per kg than a Chinese one).
-PRICE_FACTOR = {
+PRICE_FACTOR: dict[str, float] = {
     "CN": 1.0, "KZ": 0.95, "TR": 1.05, "UZ": 0.85, "DE": 1.6, "KR": 1.25, "JP": 1.4,
     "IT": 1.5, "PL": 1.2, "IN": 0.9, "VN": 0.95, "US": 1.5, "BY": 0.95, "KG": 0.85,
     "AE": 1.1, "TW": 1.2, "FR": 1.5,
 }  # fmt: skip
 
 # Where goods of each group come from (origin weights); unlisted groups use DEFAULT_ORIGINS.
-DEFAULT_ORIGINS = {
+DEFAULT_ORIGINS: dict[str, float] = {
     "CN": 60,
     "KZ": 8,
     "TR": 8,
@@ -109,10 +110,17 @@ DISPATCH_BY_ORIGIN: dict[str, dict[str, float]] = {
     "IR": {"IR": 70, "KZ": 30},
 }
 # Legitimate transit destinations through Russia, and the ones diverted transit declares.
-TRANSIT_DESTINATIONS = {"BY": 50, "AZ": 12, "GE": 12, "MN": 10, "TR": 10, "IR": 6}
-DIVERSION_DESTINATIONS = {"GE": 30, "AZ": 25, "MN": 20, "TR": 10, "IR": 10, "AF": 5}
+TRANSIT_DESTINATIONS: dict[str, float] = {"BY": 50, "AZ": 12, "GE": 12, "MN": 10, "TR": 10, "IR": 6}
+DIVERSION_DESTINATIONS: dict[str, float] = {
+    "GE": 30,
+    "AZ": 25,
+    "MN": 20,
+    "TR": 10,
+    "IR": 10,
+    "AF": 5,
+}
 # False-origin schemes claim an origin that pays less duty.
-FALSE_ORIGINS = {"UZ": 35, "KG": 25, "VN": 15, "BD": 10, "KZ": 15}
+FALSE_ORIGINS: dict[str, float] = {"UZ": 35, "KG": 25, "VN": 15, "BD": 10, "KZ": 15}
 # Invoice currency given the seller's (dispatch) country.
 CURRENCIES = ("USD", "CNY", "KZT", "RUB", "EUR")
 CURRENCY_BY_DISPATCH: dict[str, dict[str, float]] = {
@@ -127,7 +135,7 @@ CURRENCY_BY_DISPATCH: dict[str, dict[str, float]] = {
     "PL": {"EUR": 80, "USD": 20},
     "TR": {"USD": 60, "EUR": 40},
 }
-DEFAULT_CURRENCY = {"USD": 90, "EUR": 10}
+DEFAULT_CURRENCY: dict[str, float] = {"USD": 90, "EUR": 10}
 # Import VAT in Russia: part of the customs payments every scheme evades along with duty.
 VAT_RATE = 0.20
 
@@ -189,7 +197,7 @@ def usd_per_unit() -> np.ndarray:
     return np.array([float(table[code]) for code in CURRENCIES])
 
 
-def country_vector(weights: dict[str, float]) -> np.ndarray:
+def country_vector(weights: Mapping[str, float]) -> np.ndarray:
     """A probability vector over ``COUNTRIES``."""
     vector = np.zeros(len(COUNTRIES))
     for code, weight in weights.items():
@@ -197,7 +205,7 @@ def country_vector(weights: dict[str, float]) -> np.ndarray:
     return vector / vector.sum()
 
 
-def country_matrix(table: dict[str, dict[str, float]], default: str | None) -> np.ndarray:
+def country_matrix(table: Mapping[str, Mapping[str, float]], default: str | None) -> np.ndarray:
     """Row c: a probability vector over COUNTRIES given country c (default: stay at home)."""
     matrix = np.zeros((len(COUNTRIES), len(COUNTRIES)))
     for code in COUNTRIES:

@@ -14,9 +14,9 @@ import numpy as np
 
 from pipelines.synthetic.config import TrafficConfig
 from pipelines.synthetic.entities import BROKER_RISK, US_PER_DAY, Entities
+from pipelines.synthetic.period import TRANSIT, US_PER_HOUR, Period
 from pipelines.synthetic.reference import COUNTRY_INDEX, hs_reference
 from pipelines.synthetic.sampling import segment_max, segment_sum
-from pipelines.synthetic.structure import TRANSIT, US_PER_HOUR, Period
 from risk.schemas import LANES, RESULTS, SELECTIONS
 
 GREEN, YELLOW, RED = (LANES.index(lane) for lane in ("green", "yellow", "red"))

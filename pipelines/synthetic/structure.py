@@ -1,13 +1,11 @@
 """Honest traffic: trucks carrying declarations of goods items, before any scheme is injected.
 
-A period (the history, or today's queue) is held as column arrays at three levels — trips
-(``t_``), declarations (``d_``) and items (``i_``) — kept contiguous: the declarations of a trip
-and the items of a declaration are neighbours, trips are in order of arrival.
+Who declares (importer, broker, seller), what (HS code by the importer's trade), from where
+(origin, dispatch, procedure) and how much (the truck's load shared among its items, priced at
+the HS reference for the origin with noise).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,8 +15,19 @@ from pipelines.synthetic.entities import (
     IMPORTER_RISK,
     REGULAR,
     SELLER,
-    US_PER_DAY,
     Entities,
+)
+from pipelines.synthetic.period import (
+    CARGO,
+    DESCRIPTION_VARIANTS,
+    IMPORT,
+    INTERNAL,
+    SPLIT,
+    TRANSIT,
+    US_PER_HOUR,
+    Period,
+    arrival_times,
+    trip_skeleton,
 )
 from pipelines.synthetic.reference import (
     CARGO_GROUPS,
@@ -43,128 +52,6 @@ from pipelines.synthetic.sampling import (
     segment_sum,
     weighted_choice,
 )
-
-NORMAL, GROUPAGE, CARGO, SPLIT = range(4)
-IMPORT, TRANSIT, INTERNAL = range(3)  # positions in risk.schemas.PROCEDURES
-US_PER_HOUR = 3_600_000_000
-# Mean items per trip of each kind, to turn an item budget into a number of trips.
-MEAN_ITEMS = {NORMAL: 4.5, CARGO: 43.0, SPLIT: 22.0}
-DESCRIPTION_VARIANTS = 8
-# Trucks arrive mostly by day.
-HOUR_WEIGHTS = np.array([1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 7, 8, 8, 7, 6, 5, 4, 3, 2, 2, 1.0])
-
-
-@dataclass
-class Period:
-    """Column arrays of one period's trips, declarations and items."""
-
-    t_kind: np.ndarray
-    t_crossing: np.ndarray
-    t_vehicle: np.ndarray
-    t_carrier: np.ndarray
-    t_arrived_us: np.ndarray
-    t_n_decl: np.ndarray
-    d_trip: np.ndarray
-    d_n_items: np.ndarray
-    d_importer: np.ndarray
-    d_broker: np.ndarray  # -1: none
-    d_consignor: np.ndarray  # -1: none
-    d_group: np.ndarray
-    d_dispatch: np.ndarray
-    d_destination: np.ndarray
-    d_procedure: np.ndarray
-    d_currency: np.ndarray
-    d_declared_us: np.ndarray
-    i_decl: np.ndarray
-    i_item_no: np.ndarray
-    i_hs: np.ndarray  # what the goods really are
-    i_hs_decl: np.ndarray  # what the declaration says
-    i_origin: np.ndarray
-    i_origin_decl: np.ndarray
-    i_net: np.ndarray
-    i_gross: np.ndarray
-    i_qty: np.ndarray
-    i_value: np.ndarray
-    i_net_decl: np.ndarray
-    i_gross_decl: np.ndarray
-    i_qty_decl: np.ndarray
-    i_value_decl: np.ndarray
-    i_scheme: np.ndarray  # index into risk.schemas.RESULTS, 0 = clean
-    i_description: np.ndarray  # variant; -1 - k for the k-th vague "cargo" wording
-    i_true_wording: np.ndarray  # describe what the goods are, not what the code says
-    i_null_net: np.ndarray
-    i_null_qty: np.ndarray
-
-    @property
-    def n_items(self) -> int:
-        return len(self.i_decl)
-
-
-def _candidates(rng: np.random.Generator, kind: int, n: int) -> tuple[np.ndarray, ...]:
-    """Trip kinds, declarations per trip and items per declaration for ``n`` trips."""
-    if kind == NORMAL:
-        kinds = np.where(rng.random(n) < 0.04, GROUPAGE, NORMAL)
-        n_decl = np.where(
-            kinds == GROUPAGE, rng.integers(5, 16, n), 1 + np.minimum(rng.poisson(0.45, n), 5)
-        )
-        groupage = np.repeat(kinds == GROUPAGE, n_decl)
-        per_decl = np.where(
-            groupage,
-            np.minimum(rng.geometric(0.5, len(groupage)), 10),
-            np.minimum(rng.geometric(0.38, len(groupage)), 40),
-        )
-    elif kind == CARGO:
-        kinds = np.full(n, CARGO)
-        n_decl = rng.integers(12, 41, n)
-        per_decl = np.minimum(rng.geometric(0.6, int(n_decl.sum())), 5)
-    else:
-        kinds = np.full(n, SPLIT)
-        n_decl = rng.integers(8, 26, n)
-        per_decl = 1 + (rng.random(int(n_decl.sum())) < 0.3)
-    return kinds, n_decl.astype(np.int64), per_decl.astype(np.int64)
-
-
-def _trips_for_budget(rng: np.random.Generator, kind: int, budget: float) -> tuple[np.ndarray, ...]:
-    """Trips of a kind whose items add up to about ``budget``."""
-    if budget <= 0:
-        return _candidates(rng, kind, 0)
-    kinds, n_decl, per_decl = _candidates(rng, kind, int(budget / MEAN_ITEMS[kind] * 1.4) + 5)
-    per_trip = np.add.reduceat(per_decl, np.cumsum(n_decl) - n_decl)
-    cumulative = np.cumsum(per_trip)
-    count = min(int(np.searchsorted(cumulative, budget, side="left")) + 1, len(kinds))
-    before = cumulative[count - 2] if count > 1 else 0
-    if count > 1 and abs(budget - before) < abs(cumulative[count - 1] - budget):
-        count -= 1
-    return kinds[:count], n_decl[:count], per_decl[: int(n_decl[:count].sum())]
-
-
-def _skeleton(
-    rng: np.random.Generator, cfg: TrafficConfig, *, items: int | None, trucks: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Kinds, declarations per trip and items per declaration, trips shuffled."""
-    total = items if items is not None else int((trucks or 0) * MEAN_ITEMS[NORMAL])
-    cargo = _trips_for_budget(rng, CARGO, cfg.scheme_rates["cargo_consolidation"] * total)
-    split = _trips_for_budget(rng, SPLIT, cfg.scheme_rates["splitting"] * total)
-    if items is not None:
-        normal = _trips_for_budget(rng, NORMAL, items - len(cargo[2]) - len(split[2]))
-    else:
-        normal = _candidates(rng, NORMAL, max(1, (trucks or 0) - len(cargo[0]) - len(split[0])))
-    kinds = np.concatenate([normal[0], cargo[0], split[0]])
-    n_decl = np.concatenate([normal[1], cargo[1], split[1]])
-    per_decl = np.concatenate([normal[2], cargo[2], split[2]])
-    order = rng.permutation(len(kinds))
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    decl_order = np.argsort(position[segment_ids(n_decl)], kind="stable")
-    return kinds[order], n_decl[order], per_decl[decl_order]
-
-
-def _arrivals(rng: np.random.Generator, n: int, start_us: int, end_us: int) -> np.ndarray:
-    days = (end_us - start_us) // US_PER_DAY
-    day = rng.integers(0, max(1, days), n)
-    hour = weighted_choice(rng, HOUR_WEIGHTS, n)
-    offset = day * US_PER_DAY + hour * US_PER_HOUR + rng.integers(0, US_PER_HOUR, n)
-    return np.sort(np.minimum(start_us + offset, end_us - 1))
 
 
 def _importers(
@@ -200,7 +87,7 @@ def build_period(
 ) -> Period:
     """Honest traffic of one period: ``items`` items (history) or ``trucks`` trucks (queue)."""
     ref = hs_reference()
-    kinds, n_decl, per_decl = _skeleton(rng, cfg, items=items, trucks=trucks)
+    kinds, n_decl, per_decl = trip_skeleton(rng, cfg, items=items, trucks=trucks)
     n_trips, n_decls, n_items = len(kinds), len(per_decl), int(per_decl.sum())
 
     # Trips: a crossing, a vehicle (each truck once in today's queue), its carrier.
@@ -211,7 +98,7 @@ def build_period(
         vehicle = rng.permutation(np.argsort(-keys, kind="stable")[:n_trips])
     else:
         vehicle = weighted_choice(rng, vehicle_weight, n_trips)
-    arrived = _arrivals(rng, n_trips, start_us, end_us)
+    arrived = arrival_times(rng, n_trips, start_us, end_us)
 
     # Declarations: lodged hours before the truck reaches the crossing.
     d_trip = segment_ids(n_decl)

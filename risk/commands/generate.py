@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,13 @@ _SCHEME_HELP = (
     "cargo_consolidation, transit_diversion, misclassification, false_origin, one_day_firm, "
     "weight_misdeclaration, splitting."
 )
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise RiskError(f"--as-of {text!r}: expected a date as YYYY-MM-DD") from None
 
 
 def _parse_rates(pairs: list[str]) -> dict[str, float]:
@@ -73,7 +81,7 @@ def _run(
     try:
         config = TrafficConfig(
             seed=seed,
-            as_of=as_of,
+            as_of=_parse_date(as_of),
             history_days=history_days,
             queue_trucks=queue_trucks,
             history_items=items,
