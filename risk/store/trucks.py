@@ -1,0 +1,253 @@
+"""Publishing scored trucks into the queue, and reading the queue and a truck back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dataframely as dy
+import polars as pl
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from risk.errors import RiskError
+from risk.store import audit
+from risk.store.frames import PublishedDeclaration, PublishedItem, PublishedTruck
+from risk.store.models import Declaration, Item, ScoreRun, Truck, utcnow
+
+# Lane order of the queue: the trucks an officer acts on first are on top.
+LANE_ORDER = ("red", "yellow", "blue", "green")
+
+
+class NotFoundError(RiskError):
+    """No such truck (or declaration) in the store."""
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    run_id: str
+    added: int
+    rescored: int
+    skipped_inspected: int
+
+
+def lane_actor(decided_by: str, model_version: str) -> str:
+    """Who set a lane, as the audit log names it."""
+    if decided_by == "model":
+        return f"model {model_version}"
+    if decided_by == "random":
+        return "random share"
+    return "rule"
+
+
+def publish_scores(
+    *,
+    session: Session,
+    trucks: pl.DataFrame,
+    declarations: pl.DataFrame,
+    items: pl.DataFrame,
+    run_id: str,
+    model_version: str,
+    published_by: str,
+    source: str | None = None,
+) -> PublishSummary:
+    """Put scored trucks into their crossings' queues; the caller commits.
+
+    A truck already waiting is re-scored (its lane follows the new score unless a supervisor
+    overrode it); a truck already inspected keeps its record and is skipped. Every lane set
+    here is an audit entry naming the model version, the rule or the random share.
+    """
+    trucks_valid = _validate(PublishedTruck, trucks, "trucks")
+    declarations_valid = _validate(PublishedDeclaration, declarations, "declarations")
+    items_valid = _validate(PublishedItem, items, "items")
+    _check_links(trucks_valid, declarations_valid, items_valid)
+    if session.get(ScoreRun, run_id) is not None:
+        raise RiskError(f"run {run_id} is published already")
+
+    now = utcnow()
+    session.add(
+        ScoreRun(
+            run_id=run_id,
+            model_version=model_version,
+            published_at=now,
+            published_by=published_by,
+            source=source,
+            trucks=trucks_valid.height,
+        )
+    )
+    existing = {
+        (t.crossing, t.truck_id): t
+        for t in session.scalars(
+            select(Truck)
+            .where(Truck.truck_id.in_(trucks_valid.get_column("truck_id").to_list()))
+            .options(selectinload(Truck.declarations))
+        )
+    }
+    items_by_declaration = _group(items_valid, "declaration_id")
+    declarations_by_truck = _group(declarations_valid, "truck_id", "crossing")
+
+    added = rescored = skipped = 0
+    for row in trucks_valid.iter_rows(named=True):
+        truck = existing.get((row["crossing"], row["truck_id"]))
+        if truck is not None and truck.status != "waiting":
+            skipped += 1
+            continue
+        lane_before = None
+        if truck is None:
+            truck = Truck(crossing=row["crossing"], truck_id=row["truck_id"])
+            session.add(truck)
+            added += 1
+        else:
+            lane_before = truck.lane
+            truck.declarations.clear()
+            # The old rows must be gone before new ones reuse their declaration ids.
+            session.flush()
+            rescored += 1
+        overridden = truck.decided_by == "override"
+        truck.vehicle_plate = row["vehicle_plate"]
+        truck.arrived_at = row["arrived_at"]
+        truck.run_id = run_id
+        truck.model_version = model_version
+        truck.risk = row["risk"]
+        truck.duty_at_risk_usd = row["duty_at_risk_usd"]
+        truck.n_items = row["n_items"]
+        truck.model_lane = row["lane"]
+        truck.selection = row["selection"]
+        truck.random_pick = row["selection"] == "random"
+        truck.reasons = list(row["reasons"])
+        truck.status = "waiting"
+        if not overridden:
+            truck.lane = row["lane"]
+            truck.decided_by = row["decided_by"]
+            truck.lane_set_at = now
+        for declaration_row in declarations_by_truck.get((row["truck_id"], row["crossing"]), []):
+            declaration = Declaration(
+                **{k: v for k, v in declaration_row.items() if k not in {"truck_id", "crossing"}}
+            )
+            declaration.items = [
+                Item(**{k: v for k, v in item.items() if k != "declaration_id"})
+                for item in items_by_declaration.get((declaration_row["declaration_id"],), [])
+            ]
+            truck.declarations.append(declaration)
+        audit.append(
+            session=session,
+            actor=lane_actor(row["decided_by"], model_version),
+            action="lane_assigned",
+            crossing=row["crossing"],
+            truck_id=row["truck_id"],
+            lane_before=lane_before,
+            lane_after=truck.lane,
+            at=now,
+            details={
+                "run_id": run_id,
+                "model_version": model_version,
+                "published_by": published_by,
+                "risk": round(row["risk"], 4),
+                "duty_at_risk_usd": round(row["duty_at_risk_usd"], 2),
+                "model_lane": row["lane"],
+                "selection": row["selection"],
+                "kept_override": overridden,
+            },
+        )
+    session.flush()
+    return PublishSummary(run_id=run_id, added=added, rescored=rescored, skipped_inspected=skipped)
+
+
+def _validate(schema: type[dy.Schema], frame: pl.DataFrame, name: str) -> pl.DataFrame:
+    missing = [c for c in schema.column_names() if c not in frame.columns]
+    if missing:
+        raise RiskError(f"{name}: missing column(s) {', '.join(missing)}")
+    result = schema.filter(frame.select(schema.column_names()), cast=True)
+    if len(result.failure) > 0:
+        first = result.failure.details().row(0, named=True)
+        key = ", ".join(f"{k}={first[k]!r}" for k in schema.primary_key())
+        broken = ", ".join(k for k, v in first.items() if v == "invalid")
+        raise RiskError(f"{name}: {len(result.failure)} invalid row(s); first {key}: {broken}")
+    return result.result
+
+
+def _check_links(trucks: pl.DataFrame, declarations: pl.DataFrame, items: pl.DataFrame) -> None:
+    orphans = declarations.join(trucks, on=["crossing", "truck_id"], how="anti")
+    if orphans.height:
+        first = orphans.row(0, named=True)
+        raise RiskError(
+            f"declarations: {orphans.height} on no published truck; first "
+            f"{first['declaration_id']} (truck {first['truck_id']} at {first['crossing']})"
+        )
+    orphan_items = items.join(declarations, on="declaration_id", how="anti")
+    if orphan_items.height:
+        first = orphan_items.row(0, named=True)
+        raise RiskError(
+            f"items: {orphan_items.height} of no published declaration; first "
+            f"{first['declaration_id']} item {first['item_no']}"
+        )
+
+
+def _group(frame: pl.DataFrame, *keys: str) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in frame.iter_rows(named=True):
+        grouped.setdefault(tuple(row[k] for k in keys), []).append(row)
+    return grouped
+
+
+def _lane_rank() -> Any:
+    return case({lane: i for i, lane in enumerate(LANE_ORDER)}, value=Truck.lane, else_=9)
+
+
+def queue(
+    *,
+    session: Session,
+    crossing: str | None = None,
+    lane: str | None = None,
+    include_inspected: bool = False,
+    limit: int = 500,
+) -> Sequence[Truck]:
+    """Trucks in lane order (red, yellow, blue, green), riskiest first within a lane."""
+    query = (
+        select(Truck)
+        .order_by(_lane_rank(), Truck.risk.desc(), Truck.duty_at_risk_usd.desc(), Truck.id)
+        .limit(limit)
+    )
+    if crossing:
+        query = query.where(Truck.crossing == crossing)
+    if lane:
+        query = query.where(Truck.lane == lane)
+    if not include_inspected:
+        query = query.where(Truck.status == "waiting")
+    return session.scalars(query).all()
+
+
+def crossings(*, session: Session) -> list[str]:
+    return list(session.scalars(select(Truck.crossing).distinct().order_by(Truck.crossing)))
+
+
+def lane_counts(*, session: Session, crossing: str | None = None) -> dict[str, int]:
+    """Waiting trucks per lane."""
+    query = select(Truck.lane, func.count(Truck.id)).where(Truck.status == "waiting")
+    if crossing:
+        query = query.where(Truck.crossing == crossing)
+    counts = dict(session.execute(query.group_by(Truck.lane)).all())
+    return {lane: int(counts.get(lane, 0)) for lane in LANE_ORDER}
+
+
+def get_truck(*, session: Session, truck_pk: int) -> Truck:
+    """A truck with its declarations and items loaded."""
+    truck = session.scalar(
+        select(Truck)
+        .where(Truck.id == truck_pk)
+        .options(selectinload(Truck.declarations).selectinload(Declaration.items))
+    )
+    if truck is None:
+        raise NotFoundError(f"no truck {truck_pk} in the store")
+    return truck
+
+
+def find_truck(*, session: Session, crossing: str, truck_id: str) -> Truck | None:
+    return session.scalar(
+        select(Truck).where(Truck.crossing == crossing, Truck.truck_id == truck_id)
+    )
+
+
+def latest_run(*, session: Session) -> ScoreRun | None:
+    return session.scalar(select(ScoreRun).order_by(ScoreRun.published_at.desc()).limit(1))
