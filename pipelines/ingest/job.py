@@ -91,8 +91,7 @@ def _parse(
         for name, src in extras
     ]
     parsed = parse_columns(file.frame.lazy(), specs, schema, profile)
-    flags = [f"{BAD}{name}" for name in specs]
-    return parsed.select(*schema.columns(), *flags, pl.col(ROW), *text)
+    return parsed.select(*schema.columns(), pl.col(f"^{BAD}.*$"), pl.col(ROW), *text)
 
 
 def _parse_all(
@@ -138,7 +137,9 @@ def read_source(
     declarations, failures = split(parsed, DeclarationItem, tuple(n for n, _ in extras))
     derived = [f for f in DeclarationItem.columns() if f not in profile.declarations]
     failures = drop_consequences(failures, derived)
-    sections = {"": (profile.declarations, DeclarationItem)}
+    sections: dict[str, tuple[Mapping[str, FieldSpec], type[dy.Schema]]] = {
+        "": (profile.declarations, DeclarationItem)
+    }
 
     outcomes = None
     if profile.outcomes is not None:

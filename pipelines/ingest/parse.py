@@ -7,7 +7,8 @@ The reason text is written later, only for the rows that go to quarantine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import dataframely as dy
 import polars as pl
@@ -18,6 +19,7 @@ from risk.errors import InputError
 from risk.schemas import TIMESTAMP, DeclarationItem, InspectionOutcome
 
 BAD = "__bad__"
+TEXT = "__text__"
 TEXT_CODE_FIELDS = frozenset(
     {"origin_country", "dispatch_country", "destination_country", "currency"}
 )
@@ -79,10 +81,10 @@ def _from_text(
         number = text.str.replace(",", ".", literal=True) if decimal_comma else text
         return number.cast(dtype, strict=False)
     if isinstance(dtype, pl.Datetime):
-        formats = spec.formats or DEFAULT_DATETIME_FORMATS
+        formats: Sequence[str] = spec.formats or DEFAULT_DATETIME_FORMATS
         return pl.coalesce([text.str.to_datetime(f, strict=False, time_unit="us") for f in formats])
     if isinstance(dtype, pl.Date):
-        formats = spec.formats or DEFAULT_DATE_FORMATS
+        formats = spec.formats or list(DEFAULT_DATE_FORMATS)
         return pl.coalesce([text.str.to_date(f, strict=False) for f in formats])
     return text
 
@@ -99,6 +101,8 @@ def _from_typed(raw: pl.Expr, raw_dtype: pl.DataType, dtype: pl.DataType) -> pl.
         return raw.cast(dtype)
     if raw_dtype == pl.Boolean and dtype == pl.Boolean:
         return raw
+    if isinstance(raw_dtype, pl.Enum | pl.Categorical) and isinstance(dtype, pl.Enum):
+        return raw.cast(pl.String).cast(dtype, strict=False)
     return None
 
 
@@ -106,40 +110,63 @@ def _constant_text(value: bool | int | float | str) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def field_exprs(
+@dataclass(frozen=True)
+class FieldPlan:
+    """How one canonical field is computed, in stages (so each raw column is cleaned once)."""
+
+    field: str
+    text: pl.Expr | None  # stage 1: cleaned text, as column TEXT + field
+    value: pl.Expr  # stage 2: the parsed value (null where parsing failed)
+    present: pl.Expr | None  # stage 3: the raw cell was there (None: the field cannot fail)
+    finish: pl.Expr  # stage 4: unit factor, offset, default, final type
+
+
+def plan_field(
     field: str,
     dtype: pl.DataType,
-    spec: FieldSpec,
+    spec: FieldSpec | None,
     columns: Mapping[str, pl.DataType],
     decimal_comma: bool,
-) -> tuple[pl.Expr, pl.Expr]:
-    """(parsed value, failure flag) of one canonical field over a raw frame's columns."""
+) -> FieldPlan:
+    """The staged expressions that parse one canonical field from a raw frame's columns."""
+    this = pl.col(field)
+    if spec is None:  # no counterpart in the source: null
+        return FieldPlan(field, None, pl.lit(None, dtype=dtype).alias(field), None, this)
     source = resolve_source(spec, columns)
     if spec.constant is not None or source is None:
         literal = spec.constant if spec.constant is not None else spec.default
         if literal is None:
-            return pl.lit(None, dtype=dtype).alias(field), pl.lit(False).alias(BAD + field)
-        text = pl.lit(_constant_text(literal), dtype=pl.String)
-        value = _from_text(_text(text, spec, field), field, dtype, spec, decimal_comma)
-        return value.cast(dtype).alias(field), pl.lit(False).alias(BAD + field)
+            value = pl.lit(None, dtype=dtype)
+        else:
+            text = _text(pl.lit(_constant_text(literal), dtype=pl.String), spec, field)
+            value = _from_text(text, field, dtype, spec, decimal_comma).cast(dtype)
+        return FieldPlan(field, None, value.alias(field), None, this)
 
     raw = pl.col(source)
-    raw_dtype = columns[source]
-    typed = None if spec.values else _from_typed(raw, raw_dtype, dtype)
+    typed = None if spec.values else _from_typed(raw, columns[source], dtype)
     if typed is not None:
-        present, value = raw.is_not_null(), typed
+        text_expr, value, present = None, typed, raw.is_not_null()
     else:
-        text = _text(raw, spec, field)
-        present, value = text.is_not_null(), _from_text(text, field, dtype, spec, decimal_comma)
+        text_expr = _text(raw, spec, field).alias(TEXT + field)
+        cleaned = pl.col(TEXT + field)
+        value = _from_text(cleaned, field, dtype, spec, decimal_comma)
+        present = cleaned.is_not_null()
+    can_fail = field == "currency" or dtype != pl.String
+    finish = this
     if spec.factor is not None:
-        value = value * spec.factor
+        finish = finish * spec.factor
     if spec.offset is not None:
-        value = value.dt.offset_by(spec.offset)
-    bad = present & value.is_null()
+        finish = finish.dt.offset_by(spec.offset)
     if spec.default is not None:
         fallback = pl.lit(_constant_text(spec.default), dtype=pl.String)
-        value = pl.coalesce(value, _from_text(fallback, field, dtype, spec, decimal_comma))
-    return value.cast(dtype).alias(field), bad.alias(BAD + field)
+        finish = pl.coalesce(finish, _from_text(fallback, field, dtype, spec, decimal_comma))
+    return FieldPlan(
+        field,
+        text_expr,
+        value.alias(field),
+        present if can_fail else None,
+        finish.cast(dtype).alias(field),
+    )
 
 
 def parse_columns(
@@ -148,18 +175,25 @@ def parse_columns(
     schema: type[dy.Schema],
     profile: SourceProfile,
 ) -> pl.LazyFrame:
-    """Every column of ``schema`` parsed from ``raw``, plus one failure flag per mapped field."""
+    """Every column of ``schema`` parsed from ``raw``, plus a failure flag ``BAD + field`` for
+    each field that can fail to parse."""
     columns = raw.collect_schema()
-    values, flags = [], []
+    plans = []
     for field, column in schema.columns().items():
         spec = specs.get(field)
-        if spec is None:
-            values.append(pl.lit(None, dtype=column.dtype).alias(field))
-            continue
-        value, flag = field_exprs(field, column.dtype, spec, columns, profile.decimal_comma)
-        values.append(value)
-        flags.append(flag)
-    parsed = raw.with_columns(*values, *flags)
+        plans.append(plan_field(field, column.dtype, spec, columns, profile.decimal_comma))
+    texts = [p.text for p in plans if p.text is not None]
+    parsed = (
+        raw.with_columns(texts)
+        .with_columns(p.value for p in plans)
+        .with_columns(
+            (p.present & pl.col(p.field).is_null()).alias(BAD + p.field)
+            for p in plans
+            if p.present is not None
+        )
+        .with_columns(p.finish for p in plans)
+        .drop(TEXT + p.field for p in plans if p.text is not None)
+    )
     if schema is DeclarationItem:
         parsed = parsed.with_columns(_derived_customs_value())
     return parsed
@@ -176,7 +210,9 @@ def _derived_customs_value() -> pl.Expr:
 
 def check_constants(profile: SourceProfile) -> None:
     """Refuse a profile whose constants or defaults would not parse (e.g. a typo'd procedure)."""
-    sections = [(profile.declarations, DeclarationItem)]
+    sections: list[tuple[dict[str, FieldSpec], type[dy.Schema]]] = [
+        (profile.declarations, DeclarationItem)
+    ]
     if profile.outcomes is not None:
         sections.append((profile.outcomes, InspectionOutcome))
     probe = pl.LazyFrame({"__probe__": [""]})
@@ -187,8 +223,8 @@ def check_constants(profile: SourceProfile) -> None:
                 continue
             constant_spec = spec.model_copy(update={"source": [], "constant": literal})
             dtype = schema.columns()[field].dtype
-            value, _ = field_exprs(field, dtype, constant_spec, {}, profile.decimal_comma)
-            if probe.select(value).collect().item() is None:
+            plan = plan_field(field, dtype, constant_spec, {}, profile.decimal_comma)
+            if probe.select(plan.value).collect().item() is None:
                 raise InputError(
                     f"profile {profile.name!r}: {field} = {literal!r} is not a valid "
                     f"{failure_code(field, dtype).removeprefix('unparseable_')} value"

@@ -119,8 +119,8 @@ def _with_raw_values(
     sections: Mapping[str, tuple[Mapping[str, FieldSpec], type[dy.Schema]]],
 ) -> pl.DataFrame:
     """Failures of one file's rows with the raw value of the failed field and the reason."""
-    available = {c: pl.String for c in text.columns}
-    lookup = []
+    available: dict[str, pl.DataType] = {c: pl.String() for c in text.columns}
+    lookup: list[dict[str, str | int | None]] = []
     for prefix, (specs, schema) in sections.items():
         for field in schema.columns():
             spec = specs.get(field)

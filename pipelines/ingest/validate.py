@@ -89,8 +89,7 @@ def split(
         pl.concat_str(pl.lit(prefix), pl.col("field")).alias("field")
     )
     bad_rows = failures.get_column(ROW).unique()
-    valid = valid.filter(~pl.col(ROW).is_in(bad_rows.implode()))
-    return valid, failures
+    return valid.filter(~pl.col(ROW).is_in(bad_rows.implode())), failures
 
 
 def _parse_failures(
