@@ -118,6 +118,7 @@ def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
         queue_trucks=cfg.queue_trucks,
         start_us=history_start,
         end_us=as_of,
+        crossing_shares=np.array([c.share for c in cfg.crossings]),
     )
     stages.done("entities", importers=len(entities.imp_kind), vehicles=len(entities.veh_carrier))
     history = build_period(
@@ -140,7 +141,7 @@ def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
     stages.done("inspections", inspected=int(inspections.inspected.sum()))
 
     declarations, arrivals = declarations_frame(
-        cfg, entities, history, history_weighbridge, first_declaration=0, first_trip=0
+        cfg, entities, history, history_weighbridge, first_declaration=0
     )
     queue_declarations, queue_arrivals = declarations_frame(
         cfg,
@@ -148,7 +149,6 @@ def generate_traffic(config: TrafficConfig | None = None) -> Traffic:
         queue,
         weighbridge_readings(streams[7], cfg, queue),
         first_declaration=len(history.d_trip),
-        first_trip=len(history.t_kind),
     )
     stages.done("declaration frames")
     truth = pl.concat(

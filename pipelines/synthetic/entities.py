@@ -55,6 +55,8 @@ class Entities:
     veh_carrier: np.ndarray
     veh_activity: np.ndarray
     veh_plate: pl.Series
+    veh_home: np.ndarray  # home crossing number (modulo the number of crossings)
+    veh_last_visit_us: np.ndarray  # latest arrival so far, to rest trucks between visits
 
     def add_importers(
         self,
@@ -94,6 +96,7 @@ def build_entities(
     queue_trucks: int,
     start_us: int,
     end_us: int,
+    crossing_shares: np.ndarray,
 ) -> Entities:
     """Draw the stable population of importers, brokers, consignors, carriers and vehicles."""
     ref = hs_reference()
@@ -121,7 +124,8 @@ def build_entities(
     n_brk = 40 + history_items // 2500
     n_cns = max(300, history_items // 40)
     n_car = 50 + history_items // 1500
-    n_veh = max(300, int(2.5 * queue_trucks), history_trips * 8 // max(1, _days(start_us, end_us)))
+    # Enough trucks to rest days between visits and to fill today's queue once each.
+    n_veh = max(300, int(2.5 * queue_trucks), history_trips * 12 // max(1, _days(start_us, end_us)))
 
     cns_weights = np.array([CONSIGNOR_COUNTRIES.get(c, 0.0) for c in COUNTRIES])
     cns_country = weighted_choice(rng, cns_weights, n_cns)
@@ -148,6 +152,8 @@ def build_entities(
         veh_carrier=veh_carrier,
         veh_activity=rng.lognormal(0, 0.5, n_veh),
         veh_plate=_plates(rng, n_veh),
+        veh_home=weighted_choice(rng, crossing_shares, n_veh),
+        veh_last_visit_us=np.full(n_veh, np.iinfo(np.int64).min // 2, dtype=np.int64),
     )
 
 

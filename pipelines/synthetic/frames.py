@@ -70,18 +70,16 @@ def declarations_frame(
     weighbridge_kg: np.ndarray,
     *,
     first_declaration: int,
-    first_trip: int,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """DeclarationItem and TruckArrival frames of a period (ids numbered from the offsets)."""
+    """DeclarationItem and TruckArrival frames of a period (declarations numbered on from
+    ``first_declaration``; ``truck_id`` is the vehicle's stable id)."""
     ref = hs_reference()
     rates = usd_per_unit()
     crossing_ids = [c.id for c in cfg.crossings]
     posts = [c.customs_post for c in cfg.crossings]
 
     trip_crossing = p.t_crossing
-    truck_id = _pick(crossing_ids, trip_crossing) + _ids(
-        "-", first_trip + 1 + np.arange(len(p.t_kind)), 7
-    )
+    truck_id = _ids("TRK-", p.t_vehicle + 1, 6)
     d_crossing = trip_crossing[p.d_trip]
     declared = _timestamps(p.d_declared_us)
     declaration_id = (

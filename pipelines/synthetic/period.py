@@ -14,7 +14,7 @@ import numpy as np
 
 from pipelines.synthetic.config import TrafficConfig
 from pipelines.synthetic.entities import US_PER_DAY
-from pipelines.synthetic.sampling import segment_ids, weighted_choice
+from pipelines.synthetic.sampling import gumbel_keys, segment_ids, weighted_choice
 
 NORMAL, GROUPAGE, CARGO, SPLIT = range(4)
 IMPORT, TRANSIT, INTERNAL = range(3)  # positions in risk.schemas.PROCEDURES
@@ -22,6 +22,10 @@ US_PER_HOUR = 3_600_000_000
 # Mean items per trip of each kind, to turn an item budget into a number of trips.
 MEAN_ITEMS = {NORMAL: 4.5, CARGO: 43.0, SPLIT: 22.0}
 DESCRIPTION_VARIANTS = 8
+# Least days between two visits of one vehicle (a round trip), and how long before reaching
+# the crossing its papers are lodged (pre-arrival information): leads stay far below the gap.
+MIN_DAYS_BETWEEN_VISITS = 4
+LEAD_HOURS = (1, 12)
 # Trucks arrive mostly by day.
 HOUR_WEIGHTS = np.array([1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 7, 8, 8, 7, 6, 5, 4, 3, 2, 2, 1.0])
 
@@ -135,10 +139,67 @@ def trip_skeleton(
     return kinds[order], n_decl[order], per_decl[decl_order]
 
 
-def arrival_times(rng: np.random.Generator, n: int, start_us: int, end_us: int) -> np.ndarray:
-    """Sorted arrival times in [start, end), mostly by day."""
-    days = (end_us - start_us) // US_PER_DAY
-    day = rng.integers(0, max(1, days), n)
-    hour = weighted_choice(rng, HOUR_WEIGHTS, n)
-    offset = day * US_PER_DAY + hour * US_PER_HOUR + rng.integers(0, US_PER_HOUR, n)
-    return np.sort(np.minimum(start_us + offset, end_us - 1))
+def _time_of_day(rng: np.random.Generator, day_start_us: np.ndarray) -> np.ndarray:
+    hour = weighted_choice(rng, HOUR_WEIGHTS, len(day_start_us))
+    return day_start_us + hour * US_PER_HOUR + rng.integers(0, US_PER_HOUR, len(day_start_us))
+
+
+def vehicle_schedule(
+    rng: np.random.Generator,
+    activity: np.ndarray,
+    n_trips: int,
+    start_us: int,
+    end_us: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vehicles and arrival times of ``n_trips`` trips, sorted by time.
+
+    A truck needs days for the round trip, so one vehicle's visits are at least
+    ``MIN_DAYS_BETWEEN_VISITS`` apart: matching a declaration to its arrival by truck and
+    nearest time (as ingest and features do) is never ambiguous.
+    """
+    days = max(1, (end_us - start_us) // US_PER_DAY)
+    # Day-grid gaps of at least MIN + 1 days leave MIN days once the hour of day is drawn.
+    min_gap = MIN_DAYS_BETWEEN_VISITS + 1
+    max_visits = days // min_gap + 1
+    rate = activity / activity.sum() * 1.3 * n_trips / days
+    for _ in range(6):
+        mean_gap = np.maximum(1.0 / np.maximum(rate, 1e-12), min_gap + 0.5)
+        gaps = (
+            min_gap
+            + rng.exponential(1.0, (len(activity), max_visits)) * (mean_gap - min_gap)[:, None]
+        )
+        first = rng.uniform(0.0, 1.0, len(activity)) * mean_gap
+        visit_day = np.floor(first[:, None] + np.cumsum(gaps, axis=1) - gaps[:, :1])
+        valid = visit_day < days
+        if valid.sum() >= n_trips:
+            break
+        rate = rate * 1.6
+    else:
+        raise ValueError(f"{len(activity)} vehicles cannot make {n_trips} trips in {days} days")
+    vehicle, _ = np.nonzero(valid)
+    day = visit_day[valid].astype(np.int64)
+    keep = np.sort(rng.choice(len(day), size=n_trips, replace=False))
+    arrived = _time_of_day(rng, start_us + day[keep] * US_PER_DAY)
+    order = np.argsort(arrived, kind="stable")
+    return vehicle[keep][order], np.minimum(arrived[order], end_us - 1)
+
+
+def queue_schedule(
+    rng: np.random.Generator,
+    activity: np.ndarray,
+    last_visit_us: np.ndarray,
+    n_trips: int,
+    start_us: int,
+    end_us: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vehicles (each once) and arrival times of today's queue, sorted by time; trucks that
+    crossed in the last days of history are back in the queue only if nothing else is left."""
+    if n_trips > len(activity):
+        raise ValueError(f"{len(activity)} vehicles cannot fill a queue of {n_trips} trucks")
+    rested = last_visit_us < start_us - MIN_DAYS_BETWEEN_VISITS * US_PER_DAY
+    keys = gumbel_keys(rng, activity * np.where(rested, 1.0, 1e-9))
+    vehicle = np.argsort(-keys, kind="stable")[:n_trips]
+    days = max(1, (end_us - start_us) // US_PER_DAY)
+    arrived = _time_of_day(rng, start_us + rng.integers(0, days, n_trips) * US_PER_DAY)
+    order = np.argsort(arrived, kind="stable")
+    return vehicle[order], np.minimum(arrived[order], end_us - 1)

@@ -15,6 +15,7 @@ from pipelines.synthetic.entities import (
     IMPORTER_RISK,
     REGULAR,
     SELLER,
+    US_PER_DAY,
     Entities,
 )
 from pipelines.synthetic.period import (
@@ -22,12 +23,14 @@ from pipelines.synthetic.period import (
     DESCRIPTION_VARIANTS,
     IMPORT,
     INTERNAL,
+    LEAD_HOURS,
     SPLIT,
     TRANSIT,
     US_PER_HOUR,
     Period,
-    arrival_times,
+    queue_schedule,
     trip_skeleton,
+    vehicle_schedule,
 )
 from pipelines.synthetic.reference import (
     CARGO_GROUPS,
@@ -46,7 +49,6 @@ from pipelines.synthetic.reference import (
 from pipelines.synthetic.sampling import (
     GroupedChooser,
     conditional_choice,
-    gumbel_keys,
     position_in_segment,
     segment_ids,
     segment_sum,
@@ -91,26 +93,37 @@ def build_period(
     n_trips, n_decls, n_items = len(kinds), len(per_decl), int(per_decl.sum())
 
     # Trips: a crossing, a vehicle (each truck once in today's queue), its carrier.
-    shares = np.array([c.share for c in cfg.crossings])
-    vehicle_weight = ents.veh_activity
     if trucks is not None:
-        keys = gumbel_keys(rng, vehicle_weight)
-        vehicle = rng.permutation(np.argsort(-keys, kind="stable")[:n_trips])
+        vehicle, arrived = queue_schedule(
+            rng, ents.veh_activity, ents.veh_last_visit_us, n_trips, start_us, end_us
+        )
     else:
-        vehicle = weighted_choice(rng, vehicle_weight, n_trips)
-    arrived = arrival_times(rng, n_trips, start_us, end_us)
+        vehicle, arrived = vehicle_schedule(rng, ents.veh_activity, n_trips, start_us, end_us)
+    ents.veh_last_visit_us[vehicle] = np.maximum(ents.veh_last_visit_us[vehicle], arrived)
+    # Trucks keep to their home crossing, mostly.
+    shares = np.array([c.share for c in cfg.crossings])
+    crossing = np.where(
+        rng.random(n_trips) < 0.85,
+        ents.veh_home[vehicle] % len(shares),
+        weighted_choice(rng, shares, n_trips),
+    )
 
     # Declarations: lodged hours before the truck reaches the crossing.
     d_trip = segment_ids(n_decl)
     d_kind = kinds[d_trip]
     d_pos = position_in_segment(n_decl)
     per_trip = np.repeat(np.cumsum(n_decl) - n_decl, n_decl)  # first declaration of the trip
-    lead = rng.integers(2 * US_PER_HOUR, 40 * US_PER_HOUR, n_decls)
-    # A split shipment's declarations are lodged one after another, minutes apart.
-    step = rng.integers(60_000_000, 300_000_000, n_decls)
-    split_lead = lead[per_trip] + 3 * US_PER_HOUR - d_pos * step
-    lead = np.where(d_kind == SPLIT, split_lead, lead)
-    declared = arrived[d_trip] - lead
+    # A truck's papers are lodged together before it reaches the crossing; a split shipment's
+    # declarations one after another, seconds apart, on the same day.
+    lodged = arrived - rng.integers(
+        LEAD_HOURS[0] * US_PER_HOUR, LEAD_HOURS[1] * US_PER_HOUR, n_trips
+    )
+    declared = (
+        lodged[d_trip]
+        + np.where(d_kind == SPLIT, d_pos * rng.integers(5, 40, n_decls), 0) * 1_000_000
+    )
+    end_of_day = (lodged // US_PER_DAY + 1) * US_PER_DAY - 1
+    declared = np.minimum(declared, np.minimum(end_of_day, arrived - 1)[d_trip])
 
     cargo, split = d_kind == CARGO, d_kind == SPLIT
     regular = np.flatnonzero(ents.imp_kind == REGULAR)
@@ -201,7 +214,7 @@ def build_period(
 
     return Period(
         t_kind=kinds,
-        t_crossing=weighted_choice(rng, shares, n_trips),
+        t_crossing=crossing,
         t_vehicle=vehicle,
         t_carrier=ents.veh_carrier[vehicle],
         t_arrived_us=arrived,

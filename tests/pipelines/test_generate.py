@@ -39,6 +39,8 @@ def _num(value: object) -> float:
     """A Polars scalar as a number (fails loudly on None, e.g. the mean of nothing)."""
     if isinstance(value, dt.datetime):
         return value.timestamp()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
     assert isinstance(value, int | float), f"expected a number, got {value!r}"
     return float(value)
 
@@ -50,14 +52,24 @@ def traffic() -> Traffic:
 
 @pytest.fixture(scope="session")
 def items(traffic: Traffic) -> pl.DataFrame:
-    """History items with their truth, outcome, truck weighing and reference price."""
+    """History items with their truth, outcome, truck visit and weighing, reference price."""
     ref = hs_reference().frame.select("hs_code", "usd_per_kg", "cover_hs_code")
     outcomes = traffic.outcomes.select(*KEYS, "inspected", "selection", "result", "lane",
                                        "extra_duty_usd", "recorded_at")  # fmt: skip
+    visits = traffic.arrivals.sort("arrived_at").with_columns(
+        pl.format("{}@{}", "truck_id", "arrived_at").alias("visit")
+    )
     return (
         traffic.declarations.join(traffic.history_truth, on=KEYS, how="left")
         .join(outcomes, on=KEYS, how="left")
-        .join(traffic.arrivals.select("truck_id", "weighbridge_kg"), on="truck_id", how="left")
+        .sort("declared_at")
+        .join_asof(
+            visits,
+            left_on="declared_at",
+            right_on="arrived_at",
+            by=["truck_id", "crossing"],
+            strategy="forward",
+        )  # fmt: skip
         .join(ref, on="hs_code", how="left")
         .with_columns(
             (pl.col("customs_value_usd") / pl.col("net_mass_kg") / pl.col("usd_per_kg")).alias(
@@ -66,7 +78,7 @@ def items(traffic: Traffic) -> pl.DataFrame:
             (pl.col("declared_at").dt.date() - pl.col("importer_registered_on"))
             .dt.total_days()
             .alias("importer_age_days"),
-            pl.col("gross_mass_kg").sum().over("truck_id").alias("truck_declared_gross"),
+            pl.col("gross_mass_kg").sum().over("visit").alias("truck_declared_gross"),
         )
     )
 
@@ -84,7 +96,8 @@ def test_keys_are_unique_and_truth_covers_every_item(traffic: Traffic) -> None:
     assert both.is_unique().all()
     assert both.equals(traffic.ground_truth.select(KEYS))
     assert traffic.outcomes.select(KEYS).equals(traffic.declarations.select(KEYS))
-    assert traffic.arrivals["truck_id"].is_unique().all()
+    assert traffic.arrivals.select("truck_id", "arrived_at").is_unique().all()
+    assert traffic.queue_arrivals["truck_id"].is_unique().all(), "each truck queues once"
     assert set(traffic.declarations["truck_id"]) == set(traffic.arrivals["truck_id"])
     assert set(traffic.queue_declarations["truck_id"]) == set(traffic.queue_arrivals["truck_id"])
 
@@ -103,8 +116,42 @@ def test_history_precedes_the_queue_and_today(traffic: Traffic) -> None:
     assert traffic.queue_arrivals.select((pl.col("arrived_at") < as_of).all()).item()
     assert traffic.outcomes.select((pl.col("recorded_at") <= as_of).all()).item()
     assert traffic.queue_arrivals.height == CONFIG.queue_trucks
-    queue_plates = traffic.queue_declarations.unique("truck_id")["vehicle_plate"]
-    assert queue_plates.is_unique().all(), "a vehicle stands in today's queue only once"
+
+
+def test_trucks_are_stable_vehicles_resting_between_visits(traffic: Traffic) -> None:
+    visits = pl.concat([traffic.arrivals, traffic.queue_arrivals]).sort("truck_id", "arrived_at")
+    gaps = visits.select(pl.col("arrived_at").diff().over("truck_id").drop_nulls())
+    assert _num(gaps.to_series().min()) >= 4 * 86_400
+    assert _num(visits.group_by("truck_id").len()["len"].max()) > 1, "trucks come back"
+    plates = pl.concat([traffic.declarations, traffic.queue_declarations]).group_by("truck_id")
+    assert (plates.agg(pl.col("vehicle_plate").n_unique())["vehicle_plate"] == 1).all()
+    queue_trucks = traffic.queue_arrivals["truck_id"].implode()
+    assert _num(traffic.arrivals["truck_id"].is_in(queue_trucks).mean()) > 0
+
+
+@pytest.mark.parametrize("period", ["history", "queue"])
+def test_each_declaration_meets_its_truck_at_the_crossing_within_hours(
+    traffic: Traffic, period: str
+) -> None:
+    """What ingest and features do: nearest arrival of the truck at the crossing in time."""
+    declarations = traffic.declarations if period == "history" else traffic.queue_declarations
+    arrivals = traffic.arrivals if period == "history" else traffic.queue_arrivals
+    papers = declarations.unique("declaration_id").sort("declared_at")
+    matched = papers.join_asof(
+        arrivals.sort("arrived_at"),
+        left_on="declared_at",
+        right_on="arrived_at",
+        by=["truck_id", "crossing"],
+        strategy="forward",
+    )
+    lead = (matched["arrived_at"] - matched["declared_at"]).dt.total_hours()
+    assert lead.null_count() == 0
+    assert _num(lead.min()) >= 0 and _num(lead.max()) <= 12
+    # The papers of one visit are lodged together, on one day (features' trip = truck + day).
+    days = matched.group_by("truck_id", "arrived_at").agg(
+        pl.col("declared_at").dt.date().n_unique()
+    )
+    assert (days["declared_at"] == 1).all()
 
 
 def test_values_follow_the_fixed_currency_rates(traffic: Traffic) -> None:
@@ -122,7 +169,7 @@ def test_masses_and_registration_dates_are_plausible(items: pl.DataFrame) -> Non
     below = _num((clean["gross_mass_kg"] < clean["net_mass_kg"]).mean())
     assert 0 < below < 0.01  # honest slips exist, but rarely
     assert (items["importer_age_days"].drop_nulls() >= 0).all()
-    honest_trucks = items.filter(pl.col("scheme").eq("clean").all().over("truck_id"))
+    honest_trucks = items.filter(pl.col("scheme").eq("clean").all().over("visit"))
     ratio = (honest_trucks["weighbridge_kg"] / honest_trucks["truck_declared_gross"]).drop_nulls()
     assert _num(ratio.median()) == pytest.approx(1.0, abs=0.01)
     assert _num(ratio.quantile(0.9)) < 1.05
@@ -183,7 +230,7 @@ def test_reexport_is_chinese_goods_via_kazakhstan_to_young_buyers(items: pl.Data
 
 def test_cargo_trucks_carry_many_small_consignees_and_weigh_more(items: pl.DataFrame) -> None:
     cargo = _of(items, "cargo_consolidation")
-    trucks = cargo.group_by("truck_id").agg(
+    trucks = cargo.group_by("visit").agg(
         pl.col("declaration_id").n_unique().alias("declarations"),
         pl.col("importer_id").n_unique().alias("importers"),
         (pl.col("weighbridge_kg").first() / pl.col("gross_mass_kg").sum()).alias("weight_gap"),
@@ -237,14 +284,14 @@ def test_misdeclared_weight_is_far_from_the_weighbridge(items: pl.DataFrame) -> 
 
 def test_split_declarations_stay_just_under_the_threshold(items: pl.DataFrame) -> None:
     split = _of(items, "splitting")
-    per_declaration = split.group_by("declaration_id", "truck_id").agg(
+    per_declaration = split.group_by("declaration_id", "visit").agg(
         pl.col("customs_value_usd").sum(), pl.col("consignor_id").first()
     )
     threshold = CONFIG.splitting_threshold_usd
     assert _num(per_declaration["customs_value_usd"].max()) < threshold
     assert _num(per_declaration["customs_value_usd"].min()) > 0.8 * threshold
-    per_truck = per_declaration.group_by("truck_id").agg(
-        pl.len(), pl.col("consignor_id").n_unique().alias("consignors")
+    per_truck = per_declaration.group_by("visit").agg(
+        pl.len(), pl.col("consignor_id").drop_nulls().n_unique().alias("consignors")
     )
     assert _num(per_truck["len"].min()) >= 8
     assert (per_truck["consignors"] == 1).all()
