@@ -1,0 +1,543 @@
+"""Batch scoring: declarations in; item, declaration and truck scores, lanes and reasons out.
+
+The core is pure: ``score_batch`` takes one Arrow or Polars batch, the scorer and the lane
+settings, reads no file and keeps no state, so a cluster engine runs its phases per partition
+unchanged (``pipelines.score_dask``). The phases:
+
+1. ``score_items``: features (from entity profiles), calibrated risk and expected duty at risk
+   per item, and the hard rules per item;
+2. ``aggregate_trucks``: one row per truck and crossing (a batch is a standing queue or a
+   day: a truck stands once in a crossing's queue, whatever days its papers were filed on;
+   a declaration without a truck is its own truck). A truck's risk is 1 - prod(1 - p_i) over its
+   items, the chance that *anything* on it is wrong if items were independent (they are not
+   quite: one importer's items go wrong together, so this leans towards inspecting, which is
+   the side customs errs on); its duty at risk is the sum over the items, because an
+   inspection of the truck recovers the duty of every item found wrong;
+3. ``risk.lanes.assign_lanes``: capacity per crossing, filled by duty at risk per minute;
+4. ``explain``: SHAP contributions (``pred_contrib=True``, about a hundred predictions' worth
+   each) only for the items of trucks that end red or yellow, turned into reasons through the
+   feature catalogue; each truck explains at most ``max_items_explained`` of its riskiest items.
+
+The file job around it (read through ingest, quarantine, atomic writes) is ``score_files`` in
+``pipelines.score_job``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from risk.lanes import CapacityConfig, assign_lanes, truck_key
+from risk.reasons import (
+    Contribution,
+    ReasonTemplate,
+    item_contributions,
+    reason_texts,
+    select,
+    top_positive,
+)
+from risk.rules import (
+    RULE_HELPERS,
+    RuleSet,
+    item_rule_columns,
+    truck_rule_aggregations,
+    truck_rule_columns,
+)
+from risk.schemas import InspectionOutcome, empty
+
+if TYPE_CHECKING:
+    from features.config import FeatureConfig
+    from features.profiles import EntityProfiles
+
+KEYS = ["declaration_id", "item_no"]
+TRUCK = ["truck_key", "crossing"]
+REASON_LANES = ("red", "yellow")
+MAX_ITEMS_EXPLAINED = 3
+RANDOM_REASON = {
+    "en": "Random selection: the mandatory {share} share inspected whatever the score",
+    "ru": "Случайный отбор: обязательная доля {share} проверяется независимо от оценки",
+}
+# Categorical features reach the model as integer codes; an officer reads the value itself.
+CATEGORICAL_SOURCES = {
+    "origin_country_code": pl.col("origin_country"),
+    "dispatch_country_code": pl.col("dispatch_country"),
+    "destination_country_code": pl.col("destination_country"),
+    "procedure_code": pl.col("procedure").cast(pl.String),
+    "hs_chapter_code": pl.col("hs_code").str.slice(0, 2),
+    "crossing_code": pl.col("crossing"),
+}
+CATEGORICAL_SOURCE_COLUMNS = (
+    "origin_country",
+    "dispatch_country",
+    "destination_country",
+    "procedure",
+    "hs_code",
+    "crossing",
+)
+
+
+class Scorer(Protocol):
+    """What batch scoring needs of a trained model (``experiments.registry.load_scorer``)."""
+
+    model_version: str
+    run_id: str
+    feature_names: Sequence[str]
+    feature_config: FeatureConfig
+    profiles: EntityProfiles | None
+
+    def predict_risk(self, matrix: np.ndarray) -> np.ndarray:
+        """Calibrated probability of a violation per row of the feature matrix."""
+        ...
+
+    def expected_duty(self, features: pl.DataFrame, risk: np.ndarray) -> np.ndarray:
+        """Expected duty at risk (USD) per row."""
+        ...
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """SHAP contributions per row and feature (log-odds), without the bias column."""
+        ...
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """Phase 1 of one batch: scored items, with the features kept for the reasons phase."""
+
+    items: pl.DataFrame
+    features: pl.DataFrame  # declaration_id, item_no, trip_id, the model's features
+    raw: pl.DataFrame  # the source columns of categorical features, to show their values
+    model_version: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Per item, per declaration and per truck: risk, duty at risk, lane, reasons, model."""
+
+    items: pl.DataFrame
+    declarations: pl.DataFrame
+    trucks: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+def as_polars(batch: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """A Polars frame from an Arrow table or a Polars frame (no copy where possible)."""
+    if isinstance(batch, pl.DataFrame):
+        return batch
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def compute_features(
+    declarations: pl.DataFrame,
+    scorer: Scorer,
+    *,
+    profiles: EntityProfiles | None = None,
+    arrivals: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The model's features of every item, in the order of ``declarations``.
+
+    Entity history counts the batch's own earlier declarations too, so features are computed
+    over a whole batch at once, never per partition of it.
+    """
+    from features.pipeline import build_features
+
+    config = scorer.feature_config
+    frame = build_features(
+        declarations.lazy(),
+        empty(InspectionOutcome).lazy(),
+        profiles=profiles if profiles is not None else scorer.profiles,
+        config=config,
+        arrivals=arrivals.lazy() if arrivals is not None else None,
+    )
+    order = declarations.select(KEYS).with_row_index("_row")
+    return (
+        frame.join(order.lazy(), on=KEYS, how="inner")
+        .sort("_row")
+        .select(*KEYS, *scorer.feature_names)
+        .collect()
+    )
+
+
+def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Float32 matrix of the named columns, nulls as NaN (what LightGBM reads as missing)."""
+    return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
+
+
+def score_items(
+    batch: pa.Table | pl.DataFrame,
+    scorer: Scorer,
+    *,
+    profiles: EntityProfiles | None = None,
+    rules: RuleSet | None = None,
+    arrivals: pl.DataFrame | None = None,
+    features: pl.DataFrame | None = None,
+    lang: str = "en",
+) -> ItemScores:
+    """Phase 1: risk and expected duty per item, and the hard rules that match it.
+
+    ``features`` (from ``compute_features`` over a larger batch) skips the feature step.
+    """
+    declarations = as_polars(batch)
+    if features is None:
+        features = compute_features(declarations, scorer, profiles=profiles, arrivals=arrivals)
+    if features.height != declarations.height:
+        raise ValueError(
+            f"features for {features.height} items, batch has {declarations.height}: "
+            "duplicate (declaration_id, item_no) keys?"
+        )
+    matrix = feature_matrix(features, scorer.feature_names)
+    risk = np.clip(np.asarray(scorer.predict_risk(matrix), dtype=np.float64), 0.0, 1.0)
+    duty = np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
+    items = declarations.select(
+        *KEYS,
+        truck_key(),
+        "truck_id",
+        pl.col("crossing"),
+        "declared_at",
+        *item_rule_columns(rules or RuleSet(), lang=lang),
+    ).with_columns(
+        risk=pl.Series(risk),
+        duty_at_risk_usd=pl.Series(duty),
+    )
+    extra = [name[: -len("_code")] for name in scorer.feature_names if name.endswith("_code")]
+    raw = declarations.select(
+        *CATEGORICAL_SOURCE_COLUMNS,
+        *(c for c in extra if c in declarations.columns and c not in CATEGORICAL_SOURCE_COLUMNS),
+    )
+    return ItemScores(
+        items=items,
+        features=features,
+        raw=raw,
+        model_version=scorer.model_version,
+        run_id=scorer.run_id,
+    )
+
+
+def _any_wrong(column: str = "risk") -> pl.Expr:
+    """1 - prod(1 - p): the chance that at least one of independent items is wrong."""
+    return 1.0 - pl.col(column).clip(0.0, 1.0).neg().log1p().sum().exp()
+
+
+def aggregate_trucks(items: pl.DataFrame) -> pl.DataFrame:
+    """One row per truck and crossing, in order of first appearance, with rules and risk.
+
+    ``draw_key`` (truck, crossing, first declaration) seeds the random-share draw, so that a
+    truck's next trip gets a fresh draw.
+    """
+    return (
+        items.group_by(TRUCK, maintain_order=True)
+        .agg(
+            pl.col("truck_id").first(),
+            pl.concat_str(
+                pl.col("truck_key").first(),
+                pl.col("crossing").first(),
+                pl.col("declaration_id").min(),
+                separator="|",
+            ).alias("draw_key"),
+            pl.col("declared_at").min().alias("first_declared_at"),
+            pl.col("declaration_id").n_unique().cast(pl.Int64).alias("n_declarations"),
+            pl.len().cast(pl.Int64).alias("n_items"),
+            _any_wrong().alias("risk"),
+            pl.col("duty_at_risk_usd").sum(),
+            pl.col("risk").max().alias("max_item_risk"),
+            *truck_rule_aggregations(),
+        )
+        .with_columns(truck_rule_columns())
+        .drop(RULE_HELPERS)
+    )
+
+
+def explain(
+    scored: ItemScores,
+    trucks: pl.DataFrame,
+    scorer: Scorer,
+    *,
+    reasons_for: Collection[str] = REASON_LANES,
+    max_items_explained: int = MAX_ITEMS_EXPLAINED,
+    random_share: Mapping[str | None, float] | None = None,
+    lang: str = "en",
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Phase 4: reasons per item, declaration and truck for trucks in ``reasons_for`` lanes.
+
+    ``trucks`` carries the lanes (``truck_key``, ``crossing``, ``lane``, ``selection``,
+    ``rule_reasons``). Returns three frames keyed by (``declaration_id``, ``item_no``),
+    ``declaration_id`` and (``truck_key``, ``crossing``), each with ``reasons`` and
+    ``reason_features``; only rows that have reasons appear.
+    """
+    items = scored.items
+    flagged = trucks.filter(pl.col("lane").is_in(list(reasons_for)))
+    explained = (
+        items.with_row_index("_row")
+        .join(flagged.select(TRUCK), on=TRUCK, how="semi")
+        .sort([*TRUCK, "risk", "_row"], descending=[False, False, True, False])
+        .filter(pl.int_range(pl.len()).over(TRUCK) < max_items_explained)
+        .sort("_row")
+    )
+    rows = explained.get_column("_row").to_numpy()
+    names = list(scorer.feature_names)
+    if len(rows):
+        contrib = np.asarray(scorer.contributions(feature_matrix(scored.features[rows], names)))
+    else:
+        contrib = np.empty((0, len(names)))
+    top, _ = top_positive(contrib)
+    needed = [names[j] for j in np.unique(top[top >= 0])]
+    values = _display_values(scored, rows, needed)
+    per_item = item_contributions(contrib, names, values)
+    templates = _templates(needed)
+
+    item_rows: list[dict[str, Any]] = []
+    by_declaration: dict[str, list[Contribution]] = {}
+    by_truck: dict[tuple[str, str], list[Contribution]] = {}
+    for (declaration_id, item_no, key, crossing, rule_reason), contributions in zip(
+        explained.select(*KEYS, *TRUCK, "rule_reason").iter_rows(),
+        per_item,
+        strict=True,
+    ):
+        chosen = select(contributions)
+        texts = reason_texts(chosen, templates, lang)
+        if rule_reason is not None:
+            texts = [rule_reason, *texts][:5]
+        item_rows.append(
+            {
+                "declaration_id": declaration_id,
+                "item_no": item_no,
+                "reasons": texts,
+                "reason_features": [c.feature for c in chosen],
+            }
+        )
+        by_declaration.setdefault(declaration_id, []).extend(contributions)
+        by_truck.setdefault((key, crossing), []).extend(contributions)
+
+    declaration_rows = []
+    for declaration_id, contributions in by_declaration.items():
+        chosen = select(contributions)
+        declaration_rows.append(
+            {
+                "declaration_id": declaration_id,
+                "reasons": reason_texts(chosen, templates, lang),
+                "reason_features": [c.feature for c in chosen],
+            }
+        )
+
+    share = random_share or {}
+    truck_rows = []
+    for key, crossing, selection, rule_reasons in flagged.select(
+        *TRUCK, "selection", "rule_reasons"
+    ).iter_rows():
+        chosen = select(by_truck.get((key, crossing), []))
+        lead = list(rule_reasons or [])
+        if selection == "random":
+            lead.append(_random_reason(share.get(crossing, 0.03), lang))
+        texts = [*lead, *reason_texts(chosen, templates, lang)][: max(5, len(lead))]
+        truck_rows.append(
+            {
+                "truck_key": key,
+                "crossing": crossing,
+                "reasons": texts,
+                "reason_features": [c.feature for c in chosen],
+            }
+        )
+    reason_schema = {"reasons": pl.List(pl.String), "reason_features": pl.List(pl.String)}
+    return (
+        pl.DataFrame(
+            item_rows,
+            schema={"declaration_id": pl.String, "item_no": pl.Int32, **reason_schema},
+        ),
+        pl.DataFrame(declaration_rows, schema={"declaration_id": pl.String, **reason_schema}),
+        pl.DataFrame(
+            truck_rows, schema={"truck_key": pl.String, "crossing": pl.String, **reason_schema}
+        ),
+    )
+
+
+def _random_reason(share: float, lang: str) -> str:
+    return RANDOM_REASON.get(lang, RANDOM_REASON["en"]).format(share=f"{share:.0%}")
+
+
+def _templates(names: Sequence[str]) -> dict[str, ReasonTemplate]:
+    from features.catalog import entry_for
+
+    templates = {}
+    for name in names:
+        try:
+            entry = entry_for(name)
+        except KeyError:
+            continue
+        templates[name] = ReasonTemplate(en=entry.reason_en, ru=entry.reason_ru)
+    return templates
+
+
+def _display_values(
+    scored: ItemScores, rows: np.ndarray, names: Sequence[str]
+) -> dict[str, list[object]]:
+    """The values an officer reads behind each reason: categoricals decoded to their text."""
+    if not len(rows) or not names:
+        return {}
+    picked = scored.features[rows].select(names)
+    raw = scored.raw[rows]
+    values: dict[str, list[object]] = {}
+    for name in names:
+        if name in CATEGORICAL_SOURCES:
+            values[name] = raw.select(CATEGORICAL_SOURCES[name]).to_series().to_list()
+        elif name.endswith("_code") and name[: -len("_code")] in raw.columns:
+            values[name] = raw.get_column(name[: -len("_code")]).cast(pl.String).to_list()
+        else:
+            values[name] = picked.get_column(name).to_list()
+    return values
+
+
+def random_shares(
+    capacity: CapacityConfig, crossings: Sequence[str | None]
+) -> dict[str | None, float]:
+    """The random share in force at each crossing, for the reason text."""
+    return {name: capacity.for_crossing(name).random_share for name in crossings}
+
+
+_NO_REASONS = pl.lit([], dtype=pl.List(pl.String))
+_LANE_OF_TRUCK = ["lane", "selection", "decided_by"]
+
+
+def _with_model(frame: pl.DataFrame, scored: ItemScores) -> pl.DataFrame:
+    return frame.with_columns(
+        model_version=pl.lit(scored.model_version, dtype=pl.String),
+        run_id=pl.lit(scored.run_id, dtype=pl.String),
+    )
+
+
+def _fill_reasons(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col("reasons").fill_null(_NO_REASONS),
+        pl.col("reason_features").fill_null(_NO_REASONS),
+    )
+
+
+def assemble(
+    scored: ItemScores,
+    trucks: pl.DataFrame,
+    reasons: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+) -> ScoredBatch:
+    """The three output frames from the phases' results, in the batch's order."""
+    item_reasons, declaration_reasons, truck_reasons = reasons
+    lanes = trucks.select(*TRUCK, pl.col("risk").alias("truck_risk"), *_LANE_OF_TRUCK)
+    items = (
+        scored.items.join(lanes, on=TRUCK, how="left", maintain_order="left")
+        .join(item_reasons, on=KEYS, how="left", maintain_order="left")
+        .pipe(_fill_reasons)
+        .pipe(_with_model, scored)
+        .select(
+            *KEYS,
+            "truck_id",
+            "truck_key",
+            "crossing",
+            "declared_at",
+            "risk",
+            "duty_at_risk_usd",
+            "truck_risk",
+            *_LANE_OF_TRUCK,
+            "rule_reason",
+            "reasons",
+            "reason_features",
+            "model_version",
+            "run_id",
+        )
+    )
+    declarations = (
+        scored.items.group_by("declaration_id", maintain_order=True)
+        .agg(
+            pl.col("truck_id", "truck_key", "crossing").first(),
+            pl.col("declared_at").min(),
+            pl.len().cast(pl.Int64).alias("n_items"),
+            _any_wrong().alias("risk"),
+            pl.col("duty_at_risk_usd").sum(),
+            pl.col("risk").max().alias("max_item_risk"),
+        )
+        .join(lanes.drop("truck_risk"), on=TRUCK, how="left", maintain_order="left")
+        .join(declaration_reasons, on="declaration_id", how="left", maintain_order="left")
+        .pipe(_fill_reasons)
+        .pipe(_with_model, scored)
+    )
+    truck_frame = (
+        trucks.join(truck_reasons, on=TRUCK, how="left", maintain_order="left")
+        .pipe(_fill_reasons)
+        .pipe(_with_model, scored)
+        .select(
+            "truck_key",
+            "truck_id",
+            "crossing",
+            "first_declared_at",
+            "n_declarations",
+            "n_items",
+            "risk",
+            "duty_at_risk_usd",
+            "max_item_risk",
+            *_LANE_OF_TRUCK,
+            "officer_minutes",
+            "duty_per_minute_usd",
+            "rule_lane",
+            "reasons",
+            "reason_features",
+            "model_version",
+            "run_id",
+        )
+    )
+    return ScoredBatch(items=items, declarations=declarations, trucks=truck_frame)
+
+
+def score_batch(
+    batch: pa.Table | pl.DataFrame,
+    scorer: Scorer,
+    *,
+    profiles: EntityProfiles | None = None,
+    rules: RuleSet | None = None,
+    capacity: CapacityConfig | None = None,
+    arrivals: pl.DataFrame | None = None,
+    reasons_for: Collection[str] = REASON_LANES,
+    max_items_explained: int = MAX_ITEMS_EXPLAINED,
+    lang: str = "en",
+) -> ScoredBatch:
+    """Score one batch of canonical ``DeclarationItem`` rows end to end (the pure core).
+
+    ``profiles`` defaults to the scorer's (entity state at its training cut-off); ``rules``
+    to none; ``capacity`` to the code defaults of ``risk.lanes.LaneCapacity``; ``arrivals``
+    (``TruckArrival``) adds the weighbridge features. Reasons are computed only for trucks
+    whose lane is in ``reasons_for``.
+    """
+    import time
+
+    capacity = capacity or CapacityConfig()
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    declarations = as_polars(batch)
+    features = compute_features(declarations, scorer, profiles=profiles, arrivals=arrivals)
+    lap("features")
+    scored = score_items(declarations, scorer, rules=rules, features=features, lang=lang)
+    lap("predict")
+    trucks = assign_lanes(aggregate_trucks(scored.items), capacity, draw_key="draw_key")
+    lap("lanes")
+    shares = random_shares(capacity, trucks.get_column("crossing").unique().to_list())
+    reasons = explain(
+        scored,
+        trucks,
+        scorer,
+        reasons_for=reasons_for,
+        max_items_explained=max_items_explained,
+        random_share=shares,
+        lang=lang,
+    )
+    lap("reasons")
+    result = assemble(scored, trucks, reasons)
+    lap("assemble")
+    return ScoredBatch(result.items, result.declarations, result.trucks, timings)

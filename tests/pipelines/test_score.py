@@ -1,0 +1,169 @@
+"""Batch scoring core: aggregation rule, lanes on the outputs, reasons from SHAP, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from score_support import world
+
+from pipelines.score import (
+    aggregate_trucks,
+    compute_features,
+    feature_matrix,
+    score_batch,
+)
+from risk.lanes import CapacityConfig, LaneCapacity
+from risk.reasons import format_value
+from risk.rules import HardRule, RuleSet
+
+CAPACITY = CapacityConfig(
+    seed=3,
+    default=LaneCapacity(physical_per_hour=1.0, document_per_hour=3.0, horizon_hours=8.0),
+)
+
+
+@pytest.fixture(scope="module")
+def scored():  # type: ignore[no-untyped-def]
+    w = world()
+    return score_batch(w.queue, w.scorer, capacity=CAPACITY, arrivals=w.arrivals)
+
+
+def test_truck_risk_is_one_minus_the_product_and_duty_is_summed() -> None:
+    items = pl.DataFrame(
+        {
+            "declaration_id": ["D1", "D1", "D2", "D3"],
+            "truck_key": ["T1", "T1", "T1", "T2"],
+            "truck_id": ["T1", "T1", "T1", "T2"],
+            "crossing": ["A", "A", "A", "A"],
+            "declared_at": pl.Series([0, 1, 2, 3]).cast(pl.Datetime("us")),
+            "risk": [0.1, 0.2, 0.5, 0.3],
+            "duty_at_risk_usd": [10.0, 20.0, 30.0, 7.0],
+            "rule_lane": pl.Series([None] * 4, dtype=pl.String),
+            "rule_reason": pl.Series([None] * 4, dtype=pl.String),
+        }
+    )
+    trucks = aggregate_trucks(items)
+    assert trucks["truck_key"].to_list() == ["T1", "T2"]
+    assert trucks["risk"][0] == pytest.approx(1 - 0.9 * 0.8 * 0.5)
+    assert trucks["risk"][1] == pytest.approx(0.3)
+    assert trucks["duty_at_risk_usd"].to_list() == [60.0, 7.0]
+    assert trucks.select("n_items", "n_declarations").rows() == [(3, 2), (1, 1)]
+    assert trucks["max_item_risk"].to_list() == [0.5, 0.3]
+
+
+def test_one_row_per_item_in_input_order_with_model_on_every_row(scored) -> None:  # type: ignore[no-untyped-def]
+    queue = world().queue
+    assert scored.items.select("declaration_id", "item_no").equals(
+        queue.select("declaration_id", "item_no")
+    )
+    for frame in (scored.items, scored.declarations, scored.trucks):
+        assert frame["model_version"].unique().to_list() == ["7"]
+        assert frame["run_id"].unique().to_list() == ["run-test-0001"]
+        assert frame["risk"].is_between(0, 1).all()
+    assert scored.declarations.height == queue["declaration_id"].n_unique()
+    assert scored.trucks.height == queue["truck_id"].n_unique()
+    assert scored.trucks["n_items"].sum() == queue.height
+
+
+def test_items_and_declarations_carry_their_trucks_lane(scored) -> None:  # type: ignore[no-untyped-def]
+    lanes = scored.trucks.select("truck_key", "crossing", pl.col("lane").alias("truck_lane"))
+    for frame in (scored.items, scored.declarations):
+        joined = frame.join(lanes, on=["truck_key", "crossing"])
+        assert joined.height == frame.height
+        assert (joined["lane"] == joined["truck_lane"]).all()
+    truck_duty = scored.items.group_by("truck_key").agg(pl.col("duty_at_risk_usd").sum())
+    check = scored.trucks.join(truck_duty, on="truck_key", suffix="_items")
+    assert np.allclose(check["duty_at_risk_usd"], check["duty_at_risk_usd_items"])
+
+
+def test_lanes_fill_capacity_red_then_yellow(scored) -> None:  # type: ignore[no-untyped-def]
+    trucks = scored.trucks
+    budget = CAPACITY.default
+    for _, group in trucks.group_by("crossing"):
+        targeted = group.filter(selection="targeted")
+        red = targeted.filter(lane="red")
+        assert red["officer_minutes"].sum() <= budget.red_minutes
+        assert targeted.filter(lane="yellow")["officer_minutes"].sum() <= budget.yellow_minutes
+    counts = trucks.group_by("lane").len().to_dict(as_series=False)
+    assert set(counts["lane"]) == {"red", "yellow", "green"}
+    assert trucks.filter(selection="random").height > 0
+
+
+def test_reasons_only_for_red_and_yellow_trucks(scored) -> None:  # type: ignore[no-untyped-def]
+    trucks = scored.trucks
+    green = trucks.filter(lane="green")
+    assert green["reasons"].list.len().max() == 0
+    flagged = trucks.filter(pl.col("lane") != "green", selection="targeted")
+    lengths = flagged["reasons"].list.len()
+    assert lengths.min() >= 1
+    assert lengths.max() <= 5
+    # Reasons are mostly the full three to five (fewer only when few features pushed up).
+    assert (lengths >= 3).mean() > 0.8
+    random = trucks.filter(selection="random")
+    assert random["reasons"].list.first().str.starts_with("Random selection").all()
+    assert scored.items.filter(lane="green")["reasons"].list.len().max() == 0
+
+
+def test_reasons_are_the_top_shap_contributions_with_their_values(scored) -> None:  # type: ignore[no-untyped-def]
+    w = world()
+    explained = scored.items.with_row_index("row").filter(pl.col("reason_features").list.len() >= 3)
+    assert explained.height > 0
+    features = compute_features(w.queue, w.scorer, arrivals=w.arrivals)
+    names = w.scorer.feature_names
+    sample = explained.head(20)
+    matrix = feature_matrix(features[sample["row"].to_numpy()], names)
+    contrib = w.scorer.booster.predict(matrix, pred_contrib=True)[:, :-1]
+    for i, row in enumerate(sample.iter_rows(named=True)):
+        order = np.argsort(-contrib[i], kind="stable")
+        top = [names[j] for j in order[:3]]
+        assert row["reason_features"][:3] == top
+        # The first reason shows the value of its feature for this item.
+        first = row["reason_features"][0]
+        value = features[int(row["row"])][first].item()
+        if not first.endswith("_code"):
+            assert format_value(value) in row["reasons"][0]
+
+
+def test_hard_rules_win_and_are_stated_first() -> None:
+    w = world()
+    importer = w.queue["importer_id"][0]
+    rules = RuleSet(
+        rules=(
+            HardRule(
+                name="watch",
+                lane="red",
+                reason_en="importer on the watch list",
+                importer_ids=(importer,),
+            ),
+        )
+    )
+    result = score_batch(w.queue, w.scorer, rules=rules, capacity=CAPACITY, arrivals=w.arrivals)
+    hit_trucks = w.queue.filter(pl.col("importer_id") == importer)["truck_id"].unique().to_list()
+    ruled = result.trucks.filter(pl.col("truck_key").is_in(hit_trucks))
+    assert ruled.height == len(hit_trucks)
+    assert set(ruled["lane"]) == {"red"}
+    assert set(ruled["selection"]) == {"rule"}
+    assert (ruled["reasons"].list.first() == "Rule watch: importer on the watch list").all()
+    assert (
+        result.items.filter(pl.col("rule_reason").is_not_null()).height
+        == w.queue.filter(pl.col("importer_id") == importer).height
+    )
+
+
+def test_same_batch_same_scores_and_arrow_input_agrees(scored) -> None:  # type: ignore[no-untyped-def]
+    w = world()
+    again = score_batch(w.queue.to_arrow(), w.scorer, capacity=CAPACITY, arrivals=w.arrivals)
+    assert again.items.equals(scored.items)
+    assert again.declarations.equals(scored.declarations)
+    assert again.trucks.equals(scored.trucks)
+
+
+def test_plate_string_does_not_move_a_score(scored) -> None:  # type: ignore[no-untyped-def]
+    w = world()
+    replated = w.queue.with_columns(vehicle_plate=pl.lit("777 XYZ 02"))
+    again = score_batch(replated, w.scorer, capacity=CAPACITY, arrivals=w.arrivals)
+    assert again.items["risk"].equals(scored.items["risk"])
+    assert not math.isnan(again.trucks["risk"].sum())
