@@ -80,7 +80,7 @@ def read_raw(path: Path, profile: SourceProfile, encoding: str | None = None) ->
                     separator=profile.csv_separator,
                 )
             else:
-                frame = _read_ndjson_text(source_io)
+                frame = _read_ndjson(source_io)
     except InputError:
         raise
     except pl.exceptions.NoDataError:
@@ -94,12 +94,10 @@ def read_raw(path: Path, profile: SourceProfile, encoding: str | None = None) ->
     return frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
 
 
-def _read_ndjson_text(source: Path | io.BytesIO) -> pl.DataFrame:
-    """NDJSON with every field as text, so that no value is bent by type inference."""
-    inferred = pl.read_ndjson(source, infer_schema_length=None)
-    if isinstance(source, io.BytesIO):
-        source.seek(0)
-    return pl.read_ndjson(source, schema={name: pl.String for name in inferred.columns})
+def _read_ndjson(source: Path | io.BytesIO) -> pl.DataFrame:
+    """NDJSON as typed by JSON itself: text stays text (HS codes keep their zeros), numbers
+    are numbers, and a field mixing both is read as text."""
+    return pl.read_ndjson(source, infer_schema_length=None)
 
 
 def _first_line(exc: Exception) -> str:

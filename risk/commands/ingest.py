@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from risk.errors import InputError, RiskError
 from risk.settings import get_settings
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def command(
@@ -45,12 +48,8 @@ def command(
     from pipelines.ingest import ingest
 
     out_dir = out if out is not None else get_settings().data_dir / "ingest"
-    arrival_frame = None
-    if arrivals is not None:
-        if not arrivals.is_file():
-            raise InputError(f"arrivals file not found: {arrivals}")
-        arrival_frame = pl.read_parquet(arrivals)
     try:
+        arrival_frame = None if arrivals is None else _read_arrivals(arrivals)
         result = ingest(files, profile, out_dir, arrivals=arrival_frame, encoding=encoding)
     except RiskError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -67,3 +66,16 @@ def command(
     typer.echo(f"soft flags on {flagged:,} valid rows (kept, marked in soft_flags)")
     for name, path in result.outputs.items():
         typer.echo(f"{name}: {path}")
+
+
+def _read_arrivals(path: Path) -> pl.DataFrame:
+    import polars as pl
+
+    from risk.schemas import TruckArrival
+
+    if not path.is_file():
+        raise InputError(f"arrivals file not found: {path}")
+    try:
+        return TruckArrival.validate(pl.read_parquet(path), cast=True)
+    except Exception as exc:  # unreadable or not TruckArrival rows: one clear line
+        raise InputError(f"{path}: not a TruckArrival Parquet file: {exc}") from None

@@ -513,3 +513,33 @@ def test_cli_missing_column_exits_non_zero_with_one_line(tmp_path: Path) -> None
     assert run.exit_code == 2
     assert "missing required column(s) 'Net Mass' for profile 'kcs'" in run.output
     assert "Traceback" not in run.output
+
+
+def test_cli_weighbridge_rule_runs_with_arrivals(tmp_path: Path) -> None:
+    items = canonical_items(2).with_columns(
+        crossing=pl.lit("A"),
+        truck_id=pl.lit("T1"),
+        gross_mass_kg=pl.lit(1000.0),
+        net_mass_kg=pl.lit(900.0),
+        declared_at=pl.lit(dt.datetime(2025, 10, 1)),
+    )
+    arrivals = pl.DataFrame(
+        {
+            "crossing": ["A"],
+            "truck_id": ["T1"],
+            "arrived_at": [dt.datetime(2025, 10, 1, 8)],
+            "weighbridge_kg": [5000.0],
+        }
+    )
+    source = write(items, tmp_path / "items.parquet")
+    arrivals_path = write(arrivals, tmp_path / "arrivals.parquet")
+    out = tmp_path / "o"
+    run = CliRunner().invoke(
+        _cli(), ["ingest", str(source), "--arrivals", str(arrivals_path), "--out", str(out)]
+    )
+    assert run.exit_code == 0, run.output
+    flags = pl.read_parquet(out / DECLARATIONS_FILE)["soft_flags"].to_list()
+    assert flags == [["weight_far_from_weighbridge"]] * 2
+    missing = CliRunner().invoke(_cli(), ["ingest", str(source), "--arrivals", "nope.parquet"])
+    assert missing.exit_code == 2
+    assert "arrivals file not found: nope.parquet" in missing.output
