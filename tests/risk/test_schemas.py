@@ -46,8 +46,8 @@ def with_value(frame: pl.DataFrame, column: str, value: Any, row: int = 0) -> pl
     )
 
 
-def schema_of(schema: type[dy.Schema]) -> dict[str, pl.DataType]:
-    return {name: column.dtype for name, column in schema.columns().items()}
+def schema_of(schema: type[dy.Schema]) -> pl.Schema:
+    return pl.Schema({name: column.dtype for name, column in schema.columns().items()})
 
 
 def failed_rules(frame: pl.DataFrame) -> dict[str, int]:
@@ -207,7 +207,7 @@ def test_truck_arrival_and_ground_truth_rules() -> None:
 
 
 def test_empty_frames_have_the_schema() -> None:
-    assert dict(empty(DeclarationItem).schema) == schema_of(DeclarationItem)
+    assert empty(DeclarationItem).schema == schema_of(DeclarationItem)
     assert empty(DeclarationItem).height == 0
 
 
