@@ -93,7 +93,7 @@ def build_quarantine(
             pl.col(ROW),
             pl.lit(str(file.path)).alias("source_file"),
             (pl.col(ROW) - file.first_row + 1).alias("source_row"),
-            *[pl.col(c).cast(pl.String) for c in columns],
+            *[pl.col(c).cast(pl.String).alias(_raw_name(c)) for c in columns],
         )
         raw_rows.append(text)
         located.append(_with_raw_values(failures, text, file, sections))
@@ -104,12 +104,16 @@ def build_quarantine(
         pl.col("reason").str.join("; "),
     )
     raw = pl.concat(raw_rows, how="diagonal")
-    raw = raw.rename({c: f"raw:{c}" for c in raw.columns if c in META_COLUMNS[2:]})
     return (
         per_row.join(raw, on=ROW, how="left", maintain_order="left")
         .sort(ROW)
         .select(*META_COLUMNS, pl.exclude(*META_COLUMNS, ROW))
     )
+
+
+def _raw_name(column: str) -> str:
+    """A raw column's name in the quarantine file (renamed only if it clashes)."""
+    return f"raw:{column}" if column in META_COLUMNS else column
 
 
 def _with_raw_values(
@@ -119,12 +123,13 @@ def _with_raw_values(
     sections: Mapping[str, tuple[Mapping[str, FieldSpec], type[dy.Schema]]],
 ) -> pl.DataFrame:
     """Failures of one file's rows with the raw value of the failed field and the reason."""
-    available: dict[str, pl.DataType] = {c: pl.String() for c in text.columns}
+    available: dict[str, pl.DataType] = {c: pl.String() for c in file.frame.columns}
     lookup: list[dict[str, str | int | None]] = []
     for prefix, (specs, schema) in sections.items():
         for field in schema.columns():
             spec = specs.get(field)
             source = resolve_source(spec, available) if spec else None
+            source = None if source is None else _raw_name(source)
             constant = None if spec is None or spec.constant is None else str(spec.constant)
             lookup.append(
                 {

@@ -54,6 +54,9 @@ def command(
     except RiskError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except OSError as exc:  # the output folder: not writable, full disk; nothing was written
+        typer.echo(f"error: cannot write the outputs to {out_dir}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     typer.echo(f"profile {result.profile}: {len(result.sources)} file(s)")
     typer.echo(

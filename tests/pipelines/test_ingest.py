@@ -543,3 +543,32 @@ def test_cli_weighbridge_rule_runs_with_arrivals(tmp_path: Path) -> None:
     missing = CliRunner().invoke(_cli(), ["ingest", str(source), "--arrivals", "nope.parquet"])
     assert missing.exit_code == 2
     assert "arrivals file not found: nope.parquet" in missing.output
+
+
+def test_source_columns_named_like_quarantine_columns_are_kept(tmp_path: Path) -> None:
+    raw = kcs_raw().rename({"Declaration ID": "source_row"}).with_columns(reason=pl.lit("x"))
+    profile = tmp_path / "clash.toml"
+    text = (DATA.parents[1] / "pipelines" / "profiles" / "kcs.toml").read_text(encoding="utf-8")
+    profile.write_text(text.replace('"Declaration ID"', '"source_row"'), encoding="utf-8")
+    path = write(with_cell(raw, 2, "source_row", ""), tmp_path / "clash.csv")
+    result = read_source(path, profile)
+    bad = result.quarantine.row(0, named=True)
+    assert (bad["source_row"], bad["field"], bad["raw:source_row"]) == (3, "declaration_id", "")
+    assert bad["raw:reason"] == "x"
+
+
+def test_header_only_file_gives_empty_outputs(tmp_path: Path) -> None:
+    path = write(kcs_raw().clear(), tmp_path / "header.csv")
+    result = ingest(path, "kcs", tmp_path / "out")
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (0, 0, 0)
+    assert pl.read_parquet(tmp_path / "out" / DECLARATIONS_FILE).height == 0
+
+
+def test_cli_unwritable_output_exits_non_zero_with_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    run = CliRunner().invoke(
+        _cli(), ["ingest", "-p", "kcs", str(KCS_SAMPLE), "--out", str(blocker)]
+    )
+    assert run.exit_code == 2
+    assert f"cannot write the outputs to {blocker}" in run.output
