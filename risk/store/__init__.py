@@ -29,6 +29,7 @@ from risk.store.decisions import (
     override_lane,
     record_result,
 )
+from risk.store.frames import published_frames
 from risk.store.models import ROLES, User, utcnow
 from risk.store.outcomes import TrackRecord, export_outcomes, import_history, track_records
 from risk.store.trucks import (
@@ -78,6 +79,7 @@ __all__ = [
     "normalise_url",
     "override_lane",
     "publish_scores",
+    "published_frames",
     "queue",
     "record_result",
     "revoke_tokens",

@@ -43,6 +43,7 @@ def append(
     action: str,
     crossing: str | None = None,
     truck_id: str | None = None,
+    truck_pk: int | None = None,
     lane_before: str | None = None,
     lane_after: str | None = None,
     details: dict[str, Any] | None = None,
@@ -57,6 +58,7 @@ def append(
         action=action,
         crossing=crossing,
         truck_id=truck_id,
+        truck_pk=truck_pk,
         lane_before=lane_before,
         lane_after=lane_after,
         details=details or {},
@@ -68,14 +70,18 @@ def append(
 def entries(
     *,
     session: Session,
+    truck_pk: int | None = None,
     truck_id: str | None = None,
     crossing: str | None = None,
     action: str | None = None,
     limit: int = 100,
     before_id: int | None = None,
 ) -> Sequence[AuditEntry]:
-    """Newest first; ``before_id`` pages further back."""
+    """Newest first; ``before_id`` pages further back. ``truck_pk`` is one visit,
+    ``truck_id`` every visit of a vehicle."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if truck_pk is not None:
+        query = query.where(AuditEntry.truck_pk == truck_pk)
     if truck_id is not None:
         query = query.where(AuditEntry.truck_id == truck_id)
     if crossing is not None:

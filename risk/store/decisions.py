@@ -119,6 +119,7 @@ def record_result(
         action="result_recorded",
         crossing=truck.crossing,
         truck_id=truck.truck_id,
+        truck_pk=truck.id,
         lane_before=truck.lane,
         lane_after=truck.lane,
         details={
@@ -163,6 +164,7 @@ def override_lane(
         action="lane_overridden",
         crossing=truck.crossing,
         truck_id=truck.truck_id,
+        truck_pk=truck.id,
         lane_before=lane_before,
         lane_after=lane,
         details={"reason": reason, "model_lane": truck.model_lane, "version": seen_version + 1},
@@ -205,7 +207,7 @@ def _bump(session: Session, truck: Truck, seen_version: int, **values: Any) -> N
 def _conflict(session: Session, truck: Truck) -> ConflictError:
     last = session.scalar(
         select(AuditEntry)
-        .where(AuditEntry.crossing == truck.crossing, AuditEntry.truck_id == truck.truck_id)
+        .where(AuditEntry.truck_pk == truck.id)
         .order_by(AuditEntry.id.desc())
         .limit(1)
     )

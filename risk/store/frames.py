@@ -8,7 +8,9 @@ missing a truck would send that truck to the barrier unexamined.
 from __future__ import annotations
 
 import dataframely as dy
+import polars as pl
 
+from risk.errors import RiskError
 from risk.schemas import HS_CODE_PATTERN, LANES, PROCEDURES, SELECTIONS
 
 DECIDED_BY = ("model", "rule", "random")
@@ -63,3 +65,98 @@ class PublishedItem(dy.Schema):
     risk = dy.Float64(min=0.0, max=1.0)
     duty_at_risk_usd = dy.Float64(min=0.0)
     reasons = dy.List(dy.String())
+
+
+def published_frames(
+    *,
+    trucks: pl.DataFrame,
+    declarations: pl.DataFrame,
+    items: pl.DataFrame,
+    declaration_items: pl.DataFrame,
+    arrivals: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The store's frames from what ``pipelines.score`` returns (``ScoredBatch``'s trucks,
+    declarations and items) and the ``DeclarationItem`` rows that were scored.
+
+    Scores carry keys and numbers; the officer also reads what was declared (HS code, goods,
+    masses, parties), which comes from ``declaration_items``; the truck's arrival (and plate)
+    from ``arrivals`` (``TruckArrival``) when given.
+    """
+    scored_items = items.select(
+        "declaration_id", pl.col("item_no").cast(pl.Int32), "risk", "duty_at_risk_usd", "reasons"
+    )
+    declared = declaration_items.with_columns(pl.col("item_no").cast(pl.Int32))
+    missing = scored_items.join(declared, on=["declaration_id", "item_no"], how="anti")
+    if missing.height:
+        first = missing.row(0, named=True)
+        raise RiskError(
+            f"items: {missing.height} scored item(s) not in the declarations given; first "
+            f"{first['declaration_id']} item {first['item_no']}"
+        )
+    item_frame = scored_items.join(
+        declared.select(
+            "declaration_id",
+            "item_no",
+            *(c for c in PublishedItem.column_names() if c in _DECLARED_ITEM_COLUMNS),
+        ),
+        on=["declaration_id", "item_no"],
+        how="left",
+    ).select(PublishedItem.column_names())
+
+    parties = (
+        declared.sort("declaration_id", "item_no")
+        .group_by("declaration_id", maintain_order=True)
+        .agg(
+            pl.col("importer_id", "importer_registered_on", "declarant_id").first(),
+            pl.col("procedure", "vehicle_plate").first(),
+        )
+    )
+    declaration_frame = (
+        declarations.select(
+            "declaration_id",
+            "crossing",
+            pl.col("truck_key").alias("truck_id"),
+            "declared_at",
+            "risk",
+            "duty_at_risk_usd",
+            "reasons",
+        )
+        .join(parties.drop("vehicle_plate"), on="declaration_id", how="left")
+        .select(PublishedDeclaration.column_names())
+    )
+
+    plates = (
+        declarations.select("declaration_id", "truck_key", "crossing")
+        .join(parties.select("declaration_id", "vehicle_plate"), on="declaration_id")
+        .group_by("truck_key", "crossing")
+        .agg(pl.col("vehicle_plate").drop_nulls().first())
+    )
+    truck_frame = trucks.join(plates, on=["truck_key", "crossing"], how="left").with_columns(
+        arrived_at=pl.col("first_declared_at")
+    )
+    if arrivals is not None and arrivals.height:
+        arrived = arrivals.group_by("crossing", "truck_id").agg(
+            pl.col("arrived_at").max().alias("_arrived_at")
+        )
+        truck_frame = truck_frame.join(
+            arrived,
+            left_on=["crossing", "truck_key"],
+            right_on=["crossing", "truck_id"],
+            how="left",
+        ).with_columns(arrived_at=pl.coalesce("_arrived_at", "arrived_at"))
+    truck_frame = truck_frame.with_columns(pl.col("truck_key").alias("truck_id")).select(
+        PublishedTruck.column_names()
+    )
+    return truck_frame, declaration_frame, item_frame
+
+
+_DECLARED_ITEM_COLUMNS = (
+    "hs_code",
+    "goods_description",
+    "origin_country",
+    "dispatch_country",
+    "net_mass_kg",
+    "gross_mass_kg",
+    "customs_value_usd",
+    "duty_rate_pct",
+)

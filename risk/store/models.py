@@ -98,6 +98,8 @@ class ScoreRun(Base):
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     model_version: Mapped[str] = mapped_column(String(128))
+    # The MLflow run that trained the model, as scoring reports it.
+    model_run_id: Mapped[str | None] = mapped_column(String(64))
     published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     published_by: Mapped[str] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(Text)
@@ -113,8 +115,10 @@ class Truck(Base):
     """
 
     __tablename__ = "trucks"
+    # A vehicle comes back: each row is one visit, known by the declarations it carries
+    # (declaration ids are unique), so (crossing, truck_id) is not unique.
     __table_args__ = (
-        UniqueConstraint("crossing", "truck_id", name="uq_trucks_crossing_truck_id"),
+        Index("ix_trucks_crossing_truck_id", "crossing", "truck_id"),
         Index("ix_trucks_queue", "crossing", "status", "lane"),
     )
 
@@ -237,7 +241,9 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(160))
     action: Mapped[str] = mapped_column(String(32))
     crossing: Mapped[str | None] = mapped_column(String(64))
-    truck_id: Mapped[str | None] = mapped_column(String(96), index=True)
+    truck_id: Mapped[str | None] = mapped_column(String(96))
+    # The visit (trucks.id); not a foreign key, so that the log never depends on other rows.
+    truck_pk: Mapped[int | None] = mapped_column(Integer, index=True)
     lane_before: Mapped[str | None] = mapped_column(String(8))
     lane_after: Mapped[str | None] = mapped_column(String(8))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -50,6 +50,7 @@ def publish_scores(
     run_id: str,
     model_version: str,
     published_by: str,
+    model_run_id: str | None = None,
     source: str | None = None,
 ) -> PublishSummary:
     """Put scored trucks into their crossings' queues; the caller commits.
@@ -70,26 +71,21 @@ def publish_scores(
         ScoreRun(
             run_id=run_id,
             model_version=model_version,
+            model_run_id=model_run_id,
             published_at=now,
             published_by=published_by,
             source=source,
             trucks=trucks_valid.height,
         )
     )
-    existing = {
-        (t.crossing, t.truck_id): t
-        for t in session.scalars(
-            select(Truck)
-            .where(Truck.truck_id.in_(trucks_valid.get_column("truck_id").to_list()))
-            .options(selectinload(Truck.declarations))
-        )
-    }
     items_by_declaration = _group(items_valid, "declaration_id")
     declarations_by_truck = _group(declarations_valid, "truck_id", "crossing")
+    existing = _visits_of(session, declarations_valid)
 
     added = rescored = skipped = 0
+    assigned: list[tuple[Truck, dict[str, Any], str | None, bool]] = []
     for row in trucks_valid.iter_rows(named=True):
-        truck = existing.get((row["crossing"], row["truck_id"]))
+        truck = existing.get((row["truck_id"], row["crossing"]))
         if truck is not None and truck.status != "waiting":
             skipped += 1
             continue
@@ -130,12 +126,16 @@ def publish_scores(
                 for item in items_by_declaration.get((declaration_row["declaration_id"],), [])
             ]
             truck.declarations.append(declaration)
+        assigned.append((truck, row, lane_before, overridden))
+    session.flush()  # new visits get their ids, which name them in the audit log
+    for truck, row, lane_before, overridden in assigned:
         audit.append(
             session=session,
             actor=lane_actor(row["decided_by"], model_version),
             action="lane_assigned",
             crossing=row["crossing"],
             truck_id=row["truck_id"],
+            truck_pk=truck.id,
             lane_before=lane_before,
             lane_after=truck.lane,
             at=now,
@@ -182,6 +182,35 @@ def _check_links(trucks: pl.DataFrame, declarations: pl.DataFrame, items: pl.Dat
             f"items: {orphan_items.height} of no published declaration; first "
             f"{first['declaration_id']} item {first['item_no']}"
         )
+
+
+def _visits_of(session: Session, declarations: pl.DataFrame) -> dict[tuple[str, str], Truck]:
+    """Visits already in the store, found by the declarations they carry.
+
+    A vehicle comes back days later with other papers: that is a new visit. The same papers
+    again are the same visit, re-scored. Papers already on another truck are an error.
+    """
+    wanted = {
+        row[0]: (row[1], row[2])
+        for row in declarations.select("declaration_id", "truck_id", "crossing").iter_rows()
+    }
+    ids = list(wanted)
+    visits: dict[tuple[str, str], Truck] = {}
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        for declaration_id, truck in session.execute(
+            select(Declaration.declaration_id, Truck)
+            .join(Truck, Declaration.truck_pk == Truck.id)
+            .where(Declaration.declaration_id.in_(chunk))
+        ).all():
+            key = wanted[declaration_id]
+            if (truck.truck_id, truck.crossing) != key:
+                raise RiskError(
+                    f"declaration {declaration_id} is on truck {truck.truck_id} at "
+                    f"{truck.crossing} already, not on {key[0]} at {key[1]}"
+                )
+            visits[key] = truck
+    return visits
 
 
 def _group(frame: pl.DataFrame, *keys: str) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
@@ -244,8 +273,12 @@ def get_truck(*, session: Session, truck_pk: int) -> Truck:
 
 
 def find_truck(*, session: Session, crossing: str, truck_id: str) -> Truck | None:
+    """The latest visit of a vehicle to a crossing."""
     return session.scalar(
-        select(Truck).where(Truck.crossing == crossing, Truck.truck_id == truck_id)
+        select(Truck)
+        .where(Truck.crossing == crossing, Truck.truck_id == truck_id)
+        .order_by(Truck.id.desc())
+        .limit(1)
     )
 
 

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("crossing", sa.String(length=64), nullable=True),
         sa.Column("truck_id", sa.String(length=96), nullable=True),
+        sa.Column("truck_pk", sa.Integer(), nullable=True),
         sa.Column("lane_before", sa.String(length=8), nullable=True),
         sa.Column("lane_after", sa.String(length=8), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
@@ -33,7 +34,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_log_truck_id"), ["truck_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_truck_pk"), ["truck_pk"], unique=False)
 
     op.create_table(
         "importer_records",
@@ -50,6 +51,7 @@ def upgrade() -> None:
         "score_runs",
         sa.Column("run_id", sa.String(length=64), nullable=False),
         sa.Column("model_version", sa.String(length=128), nullable=False),
+        sa.Column("model_run_id", sa.String(length=64), nullable=True),
         sa.Column("published_at", sa.DateTime(), nullable=False),
         sa.Column("published_by", sa.String(length=64), nullable=False),
         sa.Column("source", sa.Text(), nullable=True),
@@ -106,9 +108,9 @@ def upgrade() -> None:
             ["run_id"], ["score_runs.run_id"], name=op.f("fk_trucks_run_id_score_runs")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_trucks")),
-        sa.UniqueConstraint("crossing", "truck_id", name="uq_trucks_crossing_truck_id"),
     )
     with op.batch_alter_table("trucks", schema=None) as batch_op:
+        batch_op.create_index("ix_trucks_crossing_truck_id", ["crossing", "truck_id"], unique=False)
         batch_op.create_index("ix_trucks_queue", ["crossing", "status", "lane"], unique=False)
 
     op.create_table(
@@ -223,6 +225,7 @@ def downgrade() -> None:
     op.drop_table("web_sessions")
     with op.batch_alter_table("trucks", schema=None) as batch_op:
         batch_op.drop_index("ix_trucks_queue")
+        batch_op.drop_index("ix_trucks_crossing_truck_id")
 
     op.drop_table("trucks")
     op.drop_table("api_tokens")
@@ -230,7 +233,7 @@ def downgrade() -> None:
     op.drop_table("score_runs")
     op.drop_table("importer_records")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_log_truck_id"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_truck_pk"))
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
 
     op.drop_table("audit_log")

@@ -1,0 +1,221 @@
+"""Scoring one truck on the spot, for ``POST /api/v1/trucks/score``.
+
+The champion model is loaded once per process, on the first request (start-up stays fast and
+a console without a model still serves its pages). The truck is scored by the batch core's
+phases (``pipelines.score``); its lane is the one it gets if it joins its crossing's queue as
+the store holds it now: the waiting trucks keep their lanes (rule, random and overridden ones
+as fixed), and the capacity left decides, exactly as ``risk.lanes`` fills a whole queue. A
+lane computed for one truck alone would always be red, since all capacity would be its.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from risk import store
+from risk.console.schemas import (
+    DeclarationScore,
+    ItemScore,
+    TruckScoreRequest,
+    TruckScoreResponse,
+)
+from risk.errors import RiskError
+from risk.lanes import CapacityConfig, assign_lanes, load_capacity
+from risk.rules import RuleSet
+from risk.schemas import LANES, DeclarationItem
+from risk.store.models import Truck, User
+
+if TYPE_CHECKING:
+    from pipelines.score import Scorer
+
+FIXED = ("rule", "random", "override")
+
+
+class ModelUnavailableError(RiskError):
+    """No champion model could be loaded to score with."""
+
+
+class ScoringService:
+    """Holds the champion scorer, the capacity and the rules for on-the-spot scores."""
+
+    def __init__(
+        self,
+        *,
+        model_uri: str | None = None,
+        scorer: Scorer | None = None,
+        capacity: CapacityConfig | None = None,
+        rules: RuleSet | None = None,
+        lang: str = "en",
+    ) -> None:
+        self._model_uri = model_uri
+        self._scorer = scorer
+        self._capacity = capacity
+        self._rules = rules
+        self._lang = lang
+        self._lock = threading.Lock()
+
+    def scorer(self) -> Scorer:
+        """The champion, loaded on first use (and only once, even under concurrent calls)."""
+        if self._scorer is None:
+            with self._lock:
+                if self._scorer is None:
+                    from pipelines.score_job import default_model_uri, load_scorer
+
+                    uri = self._model_uri or default_model_uri("canonical")
+                    try:
+                        self._scorer = load_scorer(uri)
+                    except RiskError as error:
+                        raise ModelUnavailableError(str(error)) from error
+        return self._scorer
+
+    def capacity(self) -> CapacityConfig:
+        if self._capacity is None:
+            self._capacity = load_capacity()
+        return self._capacity
+
+    def rules(self) -> RuleSet:
+        if self._rules is None:
+            from risk.rules import load_rules
+
+            self._rules = load_rules(None)
+        return self._rules
+
+    def score_truck(
+        self, *, session: Session, request: TruckScoreRequest, publish: bool, by: User
+    ) -> TruckScoreResponse:
+        """Score the truck, give it its lane in today's queue, optionally publish it."""
+        from pipelines.score import aggregate_trucks, assemble, explain, score_items
+
+        scorer = self.scorer()
+        items = DeclarationItem.validate(
+            pl.DataFrame([item.model_dump() for item in request.items]), cast=True
+        )
+        scored = score_items(items, scorer, rules=self.rules(), lang=self._lang)
+        truck = aggregate_trucks(scored.items)
+        crossing = truck.get_column("crossing")[0]
+        key = truck.get_column("truck_key")[0]
+        with_lane = self._lane_in_queue(session, truck, crossing=crossing, key=key)
+        capacity = self.capacity().for_crossing(crossing)
+        reasons = explain(
+            scored,
+            with_lane,
+            scorer,
+            reasons_for=LANES,
+            random_share={crossing: capacity.random_share},
+            lang=self._lang,
+        )
+        batch = assemble(scored, with_lane, reasons)
+        row = batch.trucks.row(0, named=True)
+        published = False
+        if publish:
+            if by.role == "analyst":
+                raise store.PermissionDeniedError(
+                    f"{by.username} (analyst) may not put trucks into the queue"
+                )
+            frames = store.published_frames(
+                trucks=batch.trucks,
+                declarations=batch.declarations,
+                items=batch.items,
+                declaration_items=items,
+            )
+            store.publish_scores(
+                session=session,
+                trucks=frames[0],
+                declarations=frames[1],
+                items=frames[2],
+                run_id=f"api-{uuid4().hex[:16]}",
+                model_version=scorer.model_version,
+                model_run_id=scorer.run_id,
+                published_by=by.username,
+                source="POST /api/v1/trucks/score",
+            )
+            session.commit()
+            published = True
+        return _response(batch, row, published=published)
+
+    def _lane_in_queue(
+        self, session: Session, truck: pl.DataFrame, *, crossing: str, key: str
+    ) -> pl.DataFrame:
+        waiting = session.execute(
+            select(
+                Truck.truck_id,
+                Truck.n_items,
+                Truck.risk,
+                Truck.duty_at_risk_usd,
+                Truck.lane,
+                Truck.decided_by,
+            ).where(Truck.crossing == crossing, Truck.status == "waiting", Truck.truck_id != key)
+        ).all()
+        queue = pl.DataFrame(
+            [
+                {
+                    "truck_key": truck_id,
+                    "crossing": crossing,
+                    "n_items": n_items,
+                    "risk": risk,
+                    "duty_at_risk_usd": duty,
+                    # Lanes not the model's stay as they are and take their minutes.
+                    "rule_lane": lane if decided_by in FIXED and lane in ("red", "green") else None,
+                    "draw_key": f"{truck_id}|{crossing}|queue",
+                }
+                for truck_id, n_items, risk, duty, lane, decided_by in waiting
+            ],
+            schema={
+                "truck_key": pl.String,
+                "crossing": pl.String,
+                "n_items": pl.Int64,
+                "risk": pl.Float64,
+                "duty_at_risk_usd": pl.Float64,
+                "rule_lane": pl.String,
+                "draw_key": pl.String,
+            },
+        )
+        candidate = truck.select(queue.columns).cast(dict(queue.schema))  # type: ignore[arg-type]
+        lanes = assign_lanes(pl.concat([candidate, queue]), self.capacity(), draw_key="draw_key")
+        mine = lanes.head(1).drop(*candidate.columns)
+        return pl.concat([truck, mine], how="horizontal")
+
+
+def _response(batch: Any, row: dict[str, Any], *, published: bool) -> TruckScoreResponse:
+    items_by_declaration: dict[str, list[ItemScore]] = {}
+    for item in batch.items.iter_rows(named=True):
+        items_by_declaration.setdefault(item["declaration_id"], []).append(
+            ItemScore(
+                item_no=item["item_no"],
+                risk=item["risk"],
+                duty_at_risk_usd=item["duty_at_risk_usd"],
+                reasons=item["reasons"],
+            )
+        )
+    declarations = [
+        DeclarationScore(
+            declaration_id=d["declaration_id"],
+            risk=d["risk"],
+            duty_at_risk_usd=d["duty_at_risk_usd"],
+            reasons=d["reasons"],
+            items=items_by_declaration.get(d["declaration_id"], []),
+        )
+        for d in batch.declarations.iter_rows(named=True)
+    ]
+    if row["lane"] not in LANES:
+        raise RiskError(f"scoring gave an unknown lane {row['lane']!r}")
+    return TruckScoreResponse(
+        truck_id=row["truck_key"],
+        crossing=row["crossing"],
+        risk=row["risk"],
+        duty_at_risk_usd=row["duty_at_risk_usd"],
+        lane=row["lane"],
+        selection=row["selection"],
+        decided_by=row["decided_by"],
+        reasons=row["reasons"],
+        model_version=row["model_version"],
+        model_run_id=row["run_id"],
+        published=published,
+        declarations=declarations,
+    )
