@@ -101,8 +101,10 @@ def _parse_all(
     profile: SourceProfile,
     extras: list[tuple[str, str]],
 ) -> pl.DataFrame:
-    frames = [_parse(f, specs, schema, profile, extras) for f in files]
-    return pl.concat(pl.collect_all(frames))
+    frames = pl.collect_all([_parse(f, specs, schema, profile, extras) for f in files])
+    # A file without an optional column has no failure flag for it.
+    flags = pl.col(f"^{BAD}.*$")
+    return pl.concat(frames, how="diagonal").with_columns(flags.fill_null(False))
 
 
 def read_source(

@@ -23,7 +23,13 @@ TEXT = "__text__"
 TEXT_CODE_FIELDS = frozenset(
     {"origin_country", "dispatch_country", "destination_country", "currency"}
 )
-DEFAULT_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
+# ISO 8601 without and with an offset ('Z', '+05:00'); offsets are converted to naive UTC.
+DEFAULT_DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+)
 DEFAULT_DATE_FORMATS = ("%Y-%m-%d",)
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
@@ -82,11 +88,18 @@ def _from_text(
         return number.cast(dtype, strict=False)
     if isinstance(dtype, pl.Datetime):
         formats: Sequence[str] = spec.formats or DEFAULT_DATETIME_FORMATS
-        return pl.coalesce([text.str.to_datetime(f, strict=False, time_unit="us") for f in formats])
+        return pl.coalesce([_to_utc_datetime(text, f) for f in formats])
     if isinstance(dtype, pl.Date):
         formats = spec.formats or list(DEFAULT_DATE_FORMATS)
         return pl.coalesce([text.str.to_date(f, strict=False) for f in formats])
     return text
+
+
+def _to_utc_datetime(text: pl.Expr, fmt: str) -> pl.Expr:
+    parsed = text.str.to_datetime(fmt, strict=False, time_unit="us")
+    if "%z" in fmt or "%#z" in fmt or "%:z" in fmt:
+        return parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return parsed
 
 
 def _from_typed(raw: pl.Expr, raw_dtype: pl.DataType, dtype: pl.DataType) -> pl.Expr | None:

@@ -14,7 +14,6 @@ import dataframely as dy
 import polars as pl
 
 from pipelines.ingest.parse import BAD, failure_code
-from risk.schemas import DeclarationItem
 
 ROW = "ingest_row_id"
 FAILURES_SCHEMA = {ROW: pl.Int64, "field": pl.String, "code": pl.String}
@@ -123,8 +122,3 @@ def drop_consequences(failures: pl.DataFrame, derived: list[str]) -> pl.DataFram
     is_derived = pl.col("field").is_in(derived)
     others = pl.len().over(ROW) > is_derived.sum().over(ROW)
     return failures.filter(~(is_derived & others))
-
-
-def declaration_fields() -> list[str]:
-    """Canonical declaration field names, in schema order."""
-    return list(DeclarationItem.columns())

@@ -572,3 +572,37 @@ def test_cli_unwritable_output_exits_non_zero_with_one_line(tmp_path: Path) -> N
     )
     assert run.exit_code == 2
     assert f"cannot write the outputs to {blocker}" in run.output
+
+
+def test_files_with_and_without_an_optional_column_are_read_together(tmp_path: Path) -> None:
+    items = canonical_items(10)
+    text = items.cast({c: pl.String for c in items.columns})
+    full = write(with_cell(text[:5], 1, "gross_mass_kg", "heavy"), tmp_path / "full.csv")
+    short = write(text[5:].drop("gross_mass_kg", "quantity"), tmp_path / "short.csv")
+    result = read_source([short, full], "canonical")
+    assert (result.rows_in, result.rows_valid) == (10, 9)
+    assert result.declarations["gross_mass_kg"][:5].is_null().all()
+    assert result.quarantine.select("source_file", "source_row", "rule").row(0) == (
+        str(full),
+        2,
+        "unparseable_number",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-10-01", dt.datetime(2025, 10, 1)),
+        ("2025-10-01 10:00:00", dt.datetime(2025, 10, 1, 10)),
+        ("2025-10-01T10:00:00.25", dt.datetime(2025, 10, 1, 10, 0, 0, 250000)),
+        ("2025-10-01T10:00:00Z", dt.datetime(2025, 10, 1, 10)),
+        ("2025-10-01T10:00:00+05:00", dt.datetime(2025, 10, 1, 5)),  # Almaty time -> UTC
+    ],
+)
+def test_default_date_formats_give_naive_utc(
+    tmp_path: Path, text: str, expected: dt.datetime
+) -> None:
+    items = canonical_items(3)
+    frame = with_cell(items.cast({c: pl.String for c in items.columns}), 0, "declared_at", text)
+    result = read_source(write(frame, tmp_path / "t.csv"), "canonical")
+    assert result.declarations["declared_at"][0] == expected
