@@ -37,7 +37,7 @@ def _utf8_error(path: Path, encoding_hint: str) -> InputError:
         detail = f" (byte 0x{data[exc.start]:02x} at offset {exc.start}, line {line})"
     return InputError(
         f"{path}: not valid UTF-8{detail}; the file is in another encoding (cp1251 is common "
-        f"for Cyrillic exports): pass --encoding cp1251, or set encoding in {encoding_hint}"
+        f"for Cyrillic exports): pass --encoding cp1251, {encoding_hint}"
     )
 
 
@@ -51,7 +51,8 @@ def _text_bytes(path: Path, encoding: str, hint: str) -> bytes | Path:
         raise InputError(f"unknown encoding {encoding!r} (try utf-8 or cp1251)") from None
     except UnicodeDecodeError as exc:
         raise InputError(
-            f"{path}: cannot decode as {encoding} at byte offset {exc.start}; {hint}"
+            f"{path}: cannot decode as {encoding} at byte offset {exc.start}; pass the file's "
+            f"encoding with --encoding, {hint}"
         ) from None
 
 
@@ -63,7 +64,7 @@ def read_raw(path: Path, profile: SourceProfile, encoding: str | None = None) ->
     if not path.is_file():
         raise InputError(f"not a file: {path}")
     encoding = encoding or profile.encoding
-    hint = f"the profile {profile.name!r} (encoding = ...) or with --encoding"
+    hint = f'or set encoding = "..." in the profile {profile.name!r}'
     try:
         if fmt == "parquet":
             frame = pl.read_parquet(path)
@@ -113,8 +114,14 @@ def check_columns(path: Path, frame: pl.DataFrame, profile: SourceProfile) -> No
         if not any(alt in present for alt in name.split("|"))
     ]
     if missing:
-        names = ", ".join(repr(m) for m in missing)
+        names = ", ".join(" or ".join(repr(alt) for alt in m.split("|")) for m in missing)
         raise InputError(
             f"{path}: missing required column(s) {names} for profile {profile.name!r} "
-            f"(the file has {len(frame.columns)} columns: {', '.join(frame.columns[:30])})"
+            f"(the file has {len(frame.columns)} columns: {_shown(frame.columns)})"
         )
+
+
+def _shown(columns: list[str], limit: int = 30, width: int = 40) -> str:
+    """Column names for a message: a garbled header (wrong encoding) must not flood it."""
+    names = [c if len(c) <= width else c[: width - 1] + "…" for c in columns[:limit]]
+    return ", ".join(names) + (", …" if len(columns) > limit else "")
