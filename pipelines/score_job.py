@@ -17,7 +17,7 @@ from typing import Literal
 
 import polars as pl
 
-from pipelines.score import ScoredBatch, Scorer, score_batch
+from pipelines.score import MAX_ITEMS_EXPLAINED, ScoredBatch, Scorer, score_batch
 from risk.atomic import atomic_path
 from risk.errors import InputError, RiskError
 from risk.lanes import CapacityConfig, load_capacity
@@ -132,6 +132,7 @@ def score_files(
     cluster: str | None = None,
     partitions: int | None = None,
     lang: str = "en",
+    explain_items: int = MAX_ITEMS_EXPLAINED,
 ) -> ScoreSummary:
     """Read ``inputs`` through an ingest profile, score them, write the outputs.
 
@@ -162,6 +163,7 @@ def score_files(
             rules=rule_set,
             capacity=capacity_config,
             arrivals=arrival_frame,
+            max_items_explained=explain_items,
             lang=lang,
         )
     else:
@@ -172,6 +174,7 @@ def score_files(
             rules=rule_set,
             capacity=capacity_config,
             arrivals=arrival_frame,
+            max_items_explained=explain_items,
             lang=lang,
         )
     clock = time.perf_counter()

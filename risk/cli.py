@@ -22,10 +22,14 @@ from risk.commands import console as _console  # noqa: E402
 from risk.commands import generate as _generate  # noqa: E402
 from risk.commands import ingest as _ingest  # noqa: E402
 from risk.commands import publish as _publish  # noqa: E402
+from risk.commands import score as _score  # noqa: E402
+from risk.commands import simulate as _simulate  # noqa: E402
 from risk.commands.users import app as users_app  # noqa: E402
 
 app.command("generate")(_generate.command)
 app.command("ingest")(_ingest.command)
+app.command("score")(_score.command)
+app.command("simulate")(_simulate.command)
 app.command("console")(_console.command)
 app.command("publish")(_publish.command)
 app.command("export-outcomes")(_publish.export_command)
