@@ -20,29 +20,25 @@ class Bar:
 
 
 def bar_chart(bars: list[Bar], *, title: str, maximum: float | None = None) -> Markup:
-    """A horizontal bar chart; ``maximum`` fixes the scale (1.0 for shares)."""
-    label_w, bar_w, row_h, pad = 190, 300, 30, 8
-    width = label_w + bar_w + 110
-    height = pad * 2 + row_h * max(len(bars), 1)
+    """A horizontal bar chart; ``maximum`` fixes the scale (1.0 for shares).
+
+    Labels and values are HTML (the browser lays out any script and length); each bar is a
+    small SVG, so nothing needs an inline style or script.
+    """
     top = max([maximum or 0.0, *(b.value for b in bars)]) or 1.0
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="100%" preserveAspectRatio="xMinYMin meet" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-    ]
-    for i, bar in enumerate(bars):
-        y = pad + i * row_h
-        length = 0.0 if top <= 0 else max(0.0, bar.value) / top * bar_w
-        parts.append(
-            f'<text x="{label_w - 8}" y="{y + row_h / 2 + 5}" text-anchor="end" '
-            f'class="chart-label">{escape(bar.label)}</text>'
-            f'<rect x="{label_w}" y="{y + 5}" width="{bar_w}" height="{row_h - 10}" '
-            f'fill="#eceff1" rx="3"/>'
-            f'<rect x="{label_w}" y="{y + 5}" width="{length:.1f}" height="{row_h - 10}" '
-            f'fill="{bar.colour}" rx="3"><title>{escape(bar.label)}: {escape(bar.text)}</title>'
-            "</rect>"
-            f'<text x="{label_w + bar_w + 8}" y="{y + row_h / 2 + 5}" '
-            f'class="chart-value">{escape(bar.text)}</text>'
+    rows = []
+    for bar in bars:
+        length = 0.0 if top <= 0 else min(100.0, max(0.0, bar.value) / top * 100)
+        rows.append(
+            "<tr>"
+            f'<th scope="row">{escape(bar.label)}</th>'
+            '<td class="bar"><svg viewBox="0 0 100 10" preserveAspectRatio="none" '
+            f'role="img" aria-label="{escape(bar.label)}: {escape(bar.text)}">'
+            '<rect width="100" height="10" rx="1" fill="#eceff1"/>'
+            f'<rect width="{length:.2f}" height="10" rx="1" fill="{bar.colour}"/></svg></td>'
+            f'<td class="value">{escape(bar.text)}</td>'
+            "</tr>"
         )
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup(
+        f'<table class="chart" aria-label="{escape(title)}"><tbody>{"".join(rows)}</tbody></table>'
+    )

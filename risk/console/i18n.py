@@ -153,10 +153,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "trucks_total": {"ru": "Грузовиков в системе", "en": "Trucks in the system"},
     "share_inspected": {"ru": "Доля досмотренных", "en": "Share inspected"},
     "share_planned": {"ru": "Назначено к проверке", "en": "Planned for checks"},
-    "hit_rate": {"ru": "Результативность", "en": "Hit rate"},
-    "hit_targeted": {"ru": "по модели", "en": "targeted"},
-    "hit_random": {"ru": "случайных", "en": "random"},
-    "hit_rule": {"ru": "по правилам и решениям", "en": "rules and overrides"},
+    "hit_rate": {"ru": "Результативность:", "en": "Hit rate:"},
+    "hit_targeted": {"ru": "модель", "en": "model"},
+    "hit_random": {"ru": "случайный отбор", "en": "random share"},
+    "hit_rule": {"ru": "правила и ручные решения", "en": "rules and overrides"},
     "duty_recovered": {"ru": "Доначислено пошлин", "en": "Duty recovered"},
     "overrides": {"ru": "Ручные изменения коридора", "en": "Manual overrides"},
     "lane_to_result": {"ru": "От назначения до результата", "en": "Lane to result"},
@@ -185,6 +185,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "hours_short": {"ru": "ч", "en": "h"},
     "minutes_short": {"ru": "мин", "en": "min"},
     "signed_in_as": {"ru": "Вы вошли как", "en": "Signed in as"},
+    "procedure_import": {"ru": "импорт", "en": "import"},
+    "procedure_transit": {"ru": "транзит", "en": "transit"},
+    "procedure_eaeu_internal": {"ru": "внутри ЕАЭС", "en": "EAEU internal"},
+    "actor_cli": {"ru": "администратор (CLI)", "en": "administrator (CLI)"},
 }
 
 

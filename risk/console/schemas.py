@@ -193,7 +193,7 @@ class DeclarationItemIn(BaseModel):
         return value
 
 
-EXAMPLE_ITEM = {
+EXAMPLE_ITEM: dict[str, Any] = {
     "declaration_id": "10605040/251102/0001234",
     "item_no": 1,
     "declared_at": "2026-11-02T08:15:00",

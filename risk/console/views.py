@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -163,6 +164,24 @@ def waiting(minutes: float | None, t: Callable[..., str]) -> str:
     return f"{mins}\u00a0{t('minutes_short')}"
 
 
+def actor_label(actor: str, t: Callable[..., str]) -> str:
+    """Who acted, in the page's language (the log keeps the stable English form)."""
+    if actor.startswith("model "):
+        return f"{t('decided_model')} {actor.removeprefix('model ')}"
+    return {
+        "random share": t("decided_random"),
+        "rule": t("decided_rule"),
+        "cli": t("actor_cli"),
+    }.get(actor, actor)
+
+
+def lang_url(request: Request, lang: str) -> str:
+    """This page in another language, its filters kept."""
+    params = dict(request.query_params)
+    params["lang"] = lang
+    return f"{request.url.path}?{urlencode(params)}"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "usd": usd,
     "number": number,
@@ -194,6 +213,8 @@ def render(
             "csrf_token": signer.csrf_token(nonce),
             "refresh_seconds": state.refresh_seconds,
             "wait": lambda minutes: waiting(minutes, t),
+            "actor": lambda name: actor_label(name, t),
+            "lang_url": lambda code: lang_url(request, code),
             **context,
         },
         status_code=status_code,

@@ -128,7 +128,9 @@ def console_settings(tmp_path: Path, store_template: Path) -> Settings:
 def console(console_settings: Settings) -> Iterator[Console]:
     engine = store.make_engine(str(console_settings.database_url))
     for url in serve(console_settings, refresh_seconds=2):
-        running = Console(url=url, settings=console_settings, sessions=store.session_factory(engine))
+        running = Console(
+            url=url, settings=console_settings, sessions=store.session_factory(engine)
+        )
         yield running
         for client in running.clients:
             client.close()

@@ -11,7 +11,7 @@ from risk import store
 from risk.console.charts import LANE_COLOURS, Bar, bar_chart
 from risk.console.deps import CsrfChecked, CurrentUser, DbSession, Lang, Recorder, Supervisor
 from risk.console.i18n import translator
-from risk.console.schemas import Lane, OverrideForm, ResultForm
+from risk.console.schemas import OverrideForm, ResultForm
 from risk.console.views import percent, queue_entry, render, truck_view, usd
 from risk.schemas import LANES, RESULTS, VIOLATION_TYPES
 from risk.store.audit import ACTIONS
@@ -19,11 +19,18 @@ from risk.store.audit import ACTIONS
 router = APIRouter(include_in_schema=False)
 
 Crossing = Annotated[str | None, Query(max_length=64)]
+# The filter form sends an empty value for "all lanes".
+LaneFilter = Annotated[str | None, Query(pattern="^(|green|yellow|red|blue)$")]
 
 
 @router.get("/")
 def home() -> Response:
     return RedirectResponse("/queue", status_code=303)
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 def _queue_context(db: DbSession, crossing: str | None, lane: str | None) -> dict[str, object]:
@@ -46,7 +53,7 @@ def queue_page(
     user: CurrentUser,
     db: DbSession,
     crossing: Crossing = None,
-    lane: Annotated[Lane | None, Query()] = None,
+    lane: LaneFilter = None,
 ) -> Response:
     return render(request, "queue.html", _queue_context(db, crossing, lane))
 
@@ -57,7 +64,7 @@ def queue_rows(
     user: CurrentUser,
     db: DbSession,
     crossing: Crossing = None,
-    lane: Annotated[Lane | None, Query()] = None,
+    lane: LaneFilter = None,
 ) -> Response:
     """The queue's table body alone: what the page's htmx polling swaps in."""
     return render(request, "_queue_rows.html", _queue_context(db, crossing, lane))
