@@ -509,3 +509,66 @@ def test_dashboard_counts_hit_rates_by_selection(
     assert figures.duty_recovered_usd == 500.0
     assert figures.inspected == 2 and figures.model_version == "grey-import-risk/1"
     assert figures.share_inspected == pytest.approx(2 / published.added)
+
+
+def test_a_vehicle_back_with_new_papers_is_a_new_visit_and_old_papers_a_rescore(
+    sessions: sessionmaker[Session], queue: ScoredQueue, users: dict[str, store.User]
+) -> None:
+    truck_id = queue.trucks.get_column("truck_id")[0]
+    one = queue.trucks.filter(truck_id=truck_id)
+    papers = queue.declarations.filter(truck_id=truck_id)
+    goods = queue.items.join(papers.select("declaration_id"), on="declaration_id")
+
+    def publish_one(run_id: str, suffix: str = "") -> store.PublishSummary:
+        renamed = pl.col("declaration_id") + suffix
+        with sessions.begin() as session:
+            return store.publish_scores(
+                session=session,
+                trucks=one,
+                declarations=papers.with_columns(renamed),
+                items=goods.with_columns(renamed),
+                run_id=run_id,
+                model_version="m",
+                published_by="test",
+            )
+
+    assert publish_one("first").added == 1
+    assert publish_one("again").rescored == 1  # the same papers: the same visit
+    with sessions.begin() as session:
+        visit = store.find_truck(session=session, crossing=one["crossing"][0], truck_id=truck_id)
+        assert visit is not None
+        if visit.lane != "green":
+            store.record_result(
+                session=session,
+                truck_pk=visit.id,
+                seen_version=visit.version,
+                by=users["officer"],
+                result="clean",
+            )
+    assert publish_one("next-week", suffix="-B").added == 1  # new papers: a new visit
+    with sessions() as session:
+        visits = [
+            t
+            for t in store.queue(session=session, include_inspected=True)
+            if t.truck_id == truck_id
+        ]
+    assert len(visits) == 2
+
+
+def test_papers_already_on_another_truck_are_refused(
+    sessions: sessionmaker[Session], queue: ScoredQueue, published: store.PublishSummary
+) -> None:
+    moved = queue.trucks.get_column("truck_id")[1]
+    papers = queue.declarations.filter(truck_id=moved).with_columns(truck_id=pl.lit("ELSEWHERE"))
+    truck = queue.trucks.filter(truck_id=moved).with_columns(truck_id=pl.lit("ELSEWHERE"))
+    goods = queue.items.join(papers.select("declaration_id"), on="declaration_id")
+    with sessions() as session, pytest.raises(RiskError, match="already.*not on ELSEWHERE"):
+        store.publish_scores(
+            session=session,
+            trucks=truck,
+            declarations=papers,
+            items=goods,
+            run_id="moved",
+            model_version="m",
+            published_by="test",
+        )
