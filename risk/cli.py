@@ -19,15 +19,23 @@ app = typer.Typer(
 
 # Each job registers itself here, one line per command (keep alphabetical within groups).
 from risk.commands import console as _console  # noqa: E402
+from risk.commands import demo as _demo  # noqa: E402
 from risk.commands import generate as _generate  # noqa: E402
 from risk.commands import ingest as _ingest  # noqa: E402
+from risk.commands import promote as _promote  # noqa: E402
 from risk.commands import publish as _publish  # noqa: E402
 from risk.commands import score as _score  # noqa: E402
 from risk.commands import simulate as _simulate  # noqa: E402
+from risk.commands import train as _train  # noqa: E402
+from risk.commands import tune as _tune  # noqa: E402
 from risk.commands.users import app as users_app  # noqa: E402
 
+app.command("demo")(_demo.command)
 app.command("generate")(_generate.command)
 app.command("ingest")(_ingest.command)
+app.command("train")(_train.command)
+app.command("tune")(_tune.command)
+app.command("promote")(_promote.command)
 app.command("score")(_score.command)
 app.command("simulate")(_simulate.command)
 app.command("console")(_console.command)
