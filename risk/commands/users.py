@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from risk.errors import RiskError
 from risk.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(
     help="Console accounts (officer, supervisor, analyst) and API tokens.",
@@ -16,7 +19,7 @@ app = typer.Typer(
 )
 
 
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     from risk import store
 
     settings = get_settings()

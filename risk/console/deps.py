@@ -7,7 +7,7 @@ token of a machine client, or a browser's session (with the CSRF header for POST
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from risk import store
 from risk.console.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from risk.console.scoring import ScoringService
 from risk.console.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -45,7 +46,7 @@ class ConsoleState:
     sessions: sessionmaker[Session]
     signer: Signer
     templates: Jinja2Templates
-    scoring: object  # risk.console.scoring.ScoringService
+    scoring: ScoringService
     refresh_seconds: int
 
 
@@ -117,7 +118,7 @@ def current_user(user: OptionalUser) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def _role(*roles: str):  # type: ignore[no-untyped-def]
+def _role(*roles: str) -> Callable[[User], User]:
     def check(user: CurrentUser) -> User:
         if user.role not in roles:
             raise store.PermissionDeniedError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from risk import store
 from risk.console.deps import ApiUser, DbSession, State
@@ -15,7 +15,6 @@ from risk.console.schemas import (
     TruckScoreRequest,
     TruckScoreResponse,
 )
-from risk.console.scoring import ScoringService
 from risk.console.views import queue_entry
 
 ERRORS = {
@@ -40,6 +39,7 @@ def score_truck(
     user: ApiUser,
     state: State,
     db: DbSession,
+    response: Response,
     publish: Annotated[
         bool, Query(description="Also put the truck into its crossing's queue.")
     ] = False,
@@ -47,8 +47,13 @@ def score_truck(
     """Risk, duty at risk, lane and reasons for one truck's declaration items, with the
     champion model. The lane is the one the truck gets if it joins its crossing's queue now
     (the capacity left after the waiting trucks)."""
-    scoring: ScoringService = state.scoring  # type: ignore[assignment]
-    return scoring.score_truck(session=db, request=payload, publish=publish, by=user)
+    result, timings = state.scoring.score_truck(
+        session=db, request=payload, publish=publish, by=user
+    )
+    response.headers["Server-Timing"] = ", ".join(
+        f"{stage};dur={seconds * 1000:.1f}" for stage, seconds in timings.items()
+    )
+    return result
 
 
 @router.get("/queue", response_model=QueuePage, summary="A crossing's queue in lane order")
