@@ -136,6 +136,30 @@ def as_polars(batch: pa.Table | pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+def as_of_profile(declarations: pl.DataFrame, profiles: EntityProfiles) -> pl.DataFrame:
+    """Declarations with ``declared_at`` moved into the time the profile can serve.
+
+    Entity profiles answer for declarations from their cut-off on and within their price
+    reference's period, which keeps training-time features free of any look-ahead. Scoring is
+    another matter: everything known now may be used. A queue holds papers lodged hours before
+    the model's cut-off, and spills into the next month; those items are scored as of the
+    cut-off (with what was known then, which is more, not less) and as of the last instant of
+    the reference period (against the latest price reference there is). Rows already inside
+    are untouched, so parity with history mode holds wherever it can.
+    """
+    reference_start = getattr(profiles.reference, "valid_from_", None)
+    latest = (
+        pl.lit(reference_start, dtype=pl.Datetime("us"))
+        .dt.offset_by(profiles.config.reference_period)
+        .dt.offset_by("-1us")
+        if reference_start is not None
+        else None
+    )
+    return declarations.with_columns(
+        pl.col("declared_at").clip(pl.lit(profiles.cutoff, dtype=pl.Datetime("us")), latest)
+    )
+
+
 def compute_features(
     declarations: pl.DataFrame,
     scorer: Scorer,
@@ -146,15 +170,17 @@ def compute_features(
     """The model's features of every item, in the order of ``declarations``.
 
     Entity history counts the batch's own earlier declarations too, so features are computed
-    over a whole batch at once, never per partition of it.
+    over a whole batch at once, never per partition of it. Items outside the time the entity
+    profile serves are scored as of its edges (``as_of_profile``).
     """
     from features.pipeline import build_features
 
     config = scorer.feature_config
+    past = profiles if profiles is not None else scorer.profiles
     frame = build_features(
-        declarations.lazy(),
+        (as_of_profile(declarations, past) if past is not None else declarations).lazy(),
         empty(InspectionOutcome).lazy(),
-        profiles=profiles if profiles is not None else scorer.profiles,
+        profiles=past,
         config=config,
         arrivals=arrivals.lazy() if arrivals is not None else None,
     )
@@ -483,6 +509,7 @@ def assemble(
             "officer_minutes",
             "duty_per_minute_usd",
             "rule_lane",
+            "draw_key",
             "reasons",
             "reason_features",
             "model_version",

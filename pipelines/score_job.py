@@ -28,10 +28,12 @@ LIST_SEPARATOR = " | "
 
 
 def default_model_uri(profile: str) -> str:
-    """``models:/<registered model>-<profile>@champion``, the name training registers under."""
-    from experiments.registry import registered_model_name
+    """The champion of the profile's registered model (``grey-import-risk`` for canonical
+    traffic, ``grey-import-risk-<profile>`` otherwise, as ``risk train`` registers it)."""
+    from experiments.registry import champion_uri, registered_model_name
+    from risk.settings import get_settings
 
-    return f"models:/{registered_model_name(profile)}@champion"
+    return champion_uri(registered_model_name(get_settings().registered_model, profile))
 
 
 def load_scorer(model_uri: str) -> Scorer:
@@ -42,14 +44,11 @@ def load_scorer(model_uri: str) -> Scorer:
     from experiments.registry import load_scorer as _load
 
     try:
-        return _load(model_uri)
-    except RiskError:
-        raise
-    except Exception as exc:  # MLflow raises its own types for a missing model or alias
+        return _load(model_uri, num_threads=0)
+    except RiskError as exc:
         raise RiskError(
-            f"cannot load model {model_uri}: {exc}. Train one with `risk train` and promote it "
-            "with `risk promote`"
-        ) from exc
+            f"{exc} (train a model with `risk train` and promote it with `risk promote`)"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,13 @@ def command(
         float, typer.Option(min=0, max=1, help="Share inspected in 'random n%'.")
     ] = 0.10,
     seed: Annotated[int, typer.Option(help="Seed of the policies' and detection draws.")] = 0,
+    replan_hours: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Also re-fill the model's lanes for this planning horizon in hours "
+            "(repeatable; default 48). Shows what more officer time buys."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -65,6 +72,7 @@ def command(
             inspect_share=inspect_share,
             random_share=random_share,
             seed=seed,
+            replan_hours=tuple(replan_hours) if replan_hours is not None else (48.0,),
             out=out,
         )
     except RiskError as exc:
@@ -83,6 +91,7 @@ def run(
     inspect_share: float = 0.95,
     random_share: float = 0.10,
     seed: int = 0,
+    replan_hours: tuple[float, ...] = (48.0,),
     out: Path | None = None,
     echo: bool = True,
 ) -> dict[str, object]:
@@ -147,16 +156,21 @@ def run(
         capacity_config,
         rules=RuleSet(rules=old_rules.rules + extra.rules),
         detection=detection,
-        settings=PolicySettings(inspect_share=inspect_share, random_share=random_share, seed=seed),
+        settings=PolicySettings(
+            inspect_share=inspect_share,
+            random_share=random_share,
+            seed=seed,
+            replan_hours=replan_hours,
+        ),
     )
     table_path = write_frame(results_table(results), out_dir / "simulation.csv")
     plot_path = plot_queues(results, out_dir / "queue.png")
-    summary_line = headline(results)
+    summary_lines = headline(results)
     if echo:
         typer.echo(f"Standing queue of {queue.trucks.height:,} trucks, {len(results)} policies:")
         typer.echo(format_table(results))
-        if summary_line:
-            typer.echo(summary_line)
+        for line in summary_lines:
+            typer.echo(line)
         typer.echo(f"table: {table_path}")
         typer.echo(f"plot:  {plot_path}")
     return {
@@ -164,7 +178,7 @@ def run(
         "table": table_path,
         "plot": plot_path,
         "scores": scores,
-        "headline": summary_line,
+        "headline": summary_lines,
     }
 
 

@@ -6,7 +6,9 @@
 - rules only: the old hard rules (watched HS chapters from watched origins, plus any rules
   file) fill the same officer minutes the model gets, so that rules and model are compared
   on selection, not on capacity;
-- model lanes: the lanes batch scoring gave (capacity-aware, with its own random share).
+- model lanes: the lanes batch scoring gave (capacity-aware, with its own random share);
+- model lanes, H h plan: the same scores with the lanes filled again for a planning horizon of
+  H hours, to show what more officer time buys (more caught, later cleared).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from risk.lanes import CapacityConfig
+from risk.lanes import LANE_COLUMNS, CapacityConfig, assign_lanes
 from risk.rules import HardRule, RuleSet
 from risk.simulation.policies import (
     Detection,
@@ -59,6 +61,23 @@ class PolicySettings:
     inspect_share: float = 0.95
     random_share: float = 0.10
     seed: int = 0
+    replan_hours: tuple[float, ...] = ()
+
+
+def with_horizon(capacity: CapacityConfig, hours: float) -> CapacityConfig:
+    """The same capacity planned over another horizon, at every crossing."""
+    update = {"horizon_hours": hours}
+    return CapacityConfig(
+        seed=capacity.seed,
+        default=capacity.default.model_copy(update=update),
+        crossing={n: c.model_copy(update=update) for n, c in capacity.crossing.items()},
+    )
+
+
+def replanned(scored_trucks: pl.DataFrame, capacity: CapacityConfig) -> pl.DataFrame:
+    """Lanes filled again from the scores (risk, duty, rules, random draw) of a scoring run."""
+    base = scored_trucks.drop([c for c in LANE_COLUMNS if c in scored_trucks.columns])
+    return assign_lanes(base, capacity, draw_key="draw_key")
 
 
 def compare_policies(
@@ -87,34 +106,36 @@ def compare_policies(
     ]
     if scored_trucks is not None:
         policies.append(("model lanes", model_lanes(trucks, scored_trucks)))
+        for hours in settings.replan_hours:
+            lanes = replanned(scored_trucks, with_horizon(capacity, hours))
+            policies.append((f"model lanes, {hours:g} h plan", model_lanes(trucks, lanes)))
     return [
         run_policy(name, queue, lanes, crossings, detection=detection, seed=settings.seed)
         for name, lanes in policies
     ]
 
 
-def headline(results: Sequence[PolicyResult]) -> str | None:
-    """Model lanes against inspecting nearly all, in one sentence (None without both)."""
-    by_name = {r.policy.split(" (")[0]: r for r in results}
-    model, everything = by_name.get("model lanes"), by_name.get("inspect nearly all")
-    if model is None or everything is None or not model.hours_to_clear:
-        return None
-    speed = everything.hours_to_clear / model.hours_to_clear
-    caught = (
-        model.violations_caught / everything.violations_caught
-        if everything.violations_caught
-        else 0.0
-    )
-    duty = (
-        model.duty_recovered_usd / everything.duty_recovered_usd
-        if everything.duty_recovered_usd
-        else 0.0
-    )
-    inspections = model.red + model.yellow
-    everything_inspections = everything.red + everything.yellow
-    return (
-        f"Model lanes clear the queue {speed:.1f}x faster than inspecting nearly all "
-        f"({model.hours_to_clear:.0f} h against {everything.hours_to_clear:.0f} h), catching "
-        f"{caught:.0%} of the violating trucks it catches and {duty:.0%} of the duty it recovers, "
-        f"with {inspections:,} inspections instead of {everything_inspections:,}."
-    )
+def headline(results: Sequence[PolicyResult]) -> list[str]:
+    """Each model-lanes policy against inspecting nearly all, one sentence each."""
+    everything = next((r for r in results if r.policy.startswith("inspect nearly all")), None)
+    if everything is None:
+        return []
+    lines = []
+    for model in results:
+        if not model.policy.startswith("model lanes") or not model.hours_to_clear:
+            continue
+        speed = everything.hours_to_clear / model.hours_to_clear
+        caught = _share(model.violations_caught, everything.violations_caught)
+        duty = _share(model.duty_recovered_usd, everything.duty_recovered_usd)
+        lines.append(
+            f"{model.policy.capitalize()} clear the queue {speed:.1f}x faster than inspecting "
+            f"nearly all ({model.hours_to_clear:.0f} h against {everything.hours_to_clear:.0f} h)"
+            f", catching {caught:.0%} of the violating trucks it catches and {duty:.0%} of the "
+            f"duty it recovers, with {model.red + model.yellow:,} inspections instead of "
+            f"{everything.red + everything.yellow:,}."
+        )
+    return lines
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0

@@ -45,6 +45,7 @@ class World:
     queue: pl.DataFrame  # DeclarationItem rows of the standing queue
     arrivals: pl.DataFrame
     truth: pl.DataFrame
+    traffic: Any  # pipelines.generate.Traffic, for writing the layout of `risk generate`
 
 
 @cache
@@ -91,4 +92,5 @@ def world() -> World:
         queue=queue,
         arrivals=traffic.queue_arrivals,
         truth=traffic.queue_truth,
+        traffic=traffic,
     )
