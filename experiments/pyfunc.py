@@ -7,12 +7,18 @@ load_scorer``; the pyfunc adds only the pandas conversion, so use it for MLflow 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 import polars as pl
+
+with warnings.catch_warnings():
+    # MLflow infers schemas of its own agent types while importing pyfunc and warns that an
+    # Any field cannot be validated; nothing of ours is involved, so the warning is noise.
+    warnings.filterwarnings("ignore", message=r".*Any type hint is inferred as AnyType")
+    import mlflow.pyfunc
 
 from experiments.scorer import Scorer
 from risk.schemas import DeclarationItem

@@ -5,6 +5,8 @@ load_scorer(model_uri)`` gives one; the MLflow pyfunc wraps the same object). It
 
 - ``booster``: the LightGBM violation classifier (cut at its best iteration);
 - ``calibrator``: raw score -> calibrated probability (fitted on the validation period);
+- ``categories``: categorical codes -> the dense indices the boosters were trained on
+  (applied inside every predict, so callers pass the feature pipeline's codes as they are);
 - ``feature_config`` and ``feature_names``: how features are built and the model's column order;
 - ``profiles``: entity profiles materialised at the end of the training data (for scoring
   declarations from that cut-off on), or None;
@@ -31,6 +33,7 @@ import numpy.typing as npt
 import polars as pl
 
 from experiments.calibration import Calibrator
+from experiments.categories import CategoryIndex
 from features.config import FeatureConfig
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class Scorer:
 
     booster: lgb.Booster
     calibrator: Calibrator
+    categories: CategoryIndex
     feature_config: FeatureConfig
     feature_names: list[str]
     categorical_features: list[str]
@@ -111,7 +115,8 @@ class Scorer:
         """Uncalibrated classifier output."""
         if matrix.shape[0] == 0:
             return np.zeros(0)
-        out = self.booster.predict(matrix, num_threads=self.num_threads)
+        dense = self.categories.transform(matrix)
+        out = self.booster.predict(dense, num_threads=self.num_threads)
         return np.asarray(out, dtype=np.float64)
 
     def predict_risk(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
@@ -127,9 +132,8 @@ class Scorer:
         if self.duty_booster is not None:
             if features.height == 0:
                 return np.zeros(0)
-            predicted = self.duty_booster.predict(
-                self.feature_matrix(features), num_threads=self.num_threads
-            )
+            dense = self.categories.transform(self.feature_matrix(features))
+            predicted = self.duty_booster.predict(dense, num_threads=self.num_threads)
             return np.clip(np.asarray(predicted, dtype=np.float64), 0.0, None)
         stake = features.get_column(DUTY_AT_STAKE).fill_null(0.0).to_numpy()
         return np.asarray(stake, dtype=np.float64) * self.evasion_share
@@ -147,7 +151,8 @@ class Scorer:
         """
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.feature_names)))
-        out = self.booster.predict(matrix, pred_contrib=True, num_threads=self.num_threads)
+        dense = self.categories.transform(matrix)
+        out = self.booster.predict(dense, pred_contrib=True, num_threads=self.num_threads)
         return np.asarray(out, dtype=np.float64)[:, :-1]
 
     def score(
@@ -195,6 +200,7 @@ class Scorer:
             "feature_config": self.feature_config.model_dump(mode="json"),
             "feature_names": self.feature_names,
             "categorical_features": self.categorical_features,
+            "category_codes": self.categories.to_dict(),
             "evasion_share": self.evasion_share,
             "source_profile": self.source_profile,
             "model_name": self.model_name,
@@ -226,6 +232,7 @@ class Scorer:
         return cls(
             booster=lgb.Booster(model_file=str(directory / BOOSTER_FILE)),
             calibrator=Calibrator.load(directory / CALIBRATION_FILE),
+            categories=CategoryIndex(meta["feature_names"], meta["category_codes"]),
             feature_config=FeatureConfig.model_validate(meta["feature_config"]),
             feature_names=list(meta["feature_names"]),
             categorical_features=list(meta["categorical_features"]),

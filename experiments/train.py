@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from experiments.calibration import Calibrator
+from experiments.categories import CategoryIndex
 from experiments.config import LightGBMParams, TrainJob
 from experiments.dataset import KEYS, SourceData, load_source_data
 from experiments.evaluation import period_metrics
@@ -39,6 +41,7 @@ class Fitted:
 
     booster: lgb.Booster
     calibrator: Calibrator
+    categories: CategoryIndex
     duty_booster: lgb.Booster | None
     duty_rule: str
     best_iteration: int
@@ -63,7 +66,10 @@ def fit_and_evaluate(ts: TrainingSet, params: LightGBMParams, job: TrainJob) -> 
     timings: dict[str, float] = {}
     started = time.perf_counter()
     train = ts.matrix("train", weighted=job.ipw)
+    categories = CategoryIndex.fit(train.x, ts.feature_names, ts.categorical)
+    train = dataclasses.replace(train, x=categories.transform(train.x))
     valid = ts.matrix("valid", weighted=job.ipw)
+    valid = dataclasses.replace(valid, x=categories.transform(valid.x))
     booster, summary = fit_classifier(
         train,
         valid,
@@ -94,7 +100,9 @@ def fit_and_evaluate(ts: TrainingSet, params: LightGBMParams, job: TrainJob) -> 
 
     started = time.perf_counter()
     held_out = ts.labelled.filter(pl.col("split") != "train")
-    matrix = held_out.select(pl.col(ts.feature_names).cast(pl.Float32)).to_numpy()
+    matrix = categories.transform(
+        held_out.select(pl.col(ts.feature_names).cast(pl.Float32)).to_numpy()
+    )
     raw = np.asarray(booster.predict(matrix, num_threads=params.num_threads))
     scored = held_out.select(
         *KEYS, "declared_at", "crossing", "hs_chapter", "selection", "label", "duty_usd", "split"
@@ -106,6 +114,7 @@ def fit_and_evaluate(ts: TrainingSet, params: LightGBMParams, job: TrainJob) -> 
     return Fitted(
         booster=booster,
         calibrator=calibrator,
+        categories=categories,
         duty_booster=duty_booster,
         duty_rule=duty_rule,
         best_iteration=int(summary["best_iteration"]),
@@ -138,6 +147,7 @@ def build_scorer(
     return Scorer(
         booster=fitted.booster,
         calibrator=fitted.calibrator,
+        categories=fitted.categories,
         feature_config=ts.feature_config,
         feature_names=ts.feature_names,
         categorical_features=ts.categorical,

@@ -100,9 +100,10 @@ def tune(
                 fitted = fit_and_evaluate(ts, params, job)
                 mlflow.log_params(flat_params("lgb", params))
                 mlflow.log_metrics(fitted.metrics)
-            score = fitted.metrics.get(objective, math.nan)
             if objective not in fitted.metrics:
-                raise RiskError(f"--objective {objective!r} is not a metric of the runs")
+                known = ", ".join(sorted(k for k in fitted.metrics if k.startswith("valid_")))
+                raise RiskError(f"--objective {objective!r} is not a metric; known: {known}")
+            score = fitted.metrics[objective]
             scores.append(score)
             if on_trial is not None:
                 on_trial(trial, score, params)
