@@ -41,11 +41,6 @@ class FeatureConfig(BaseModel):
         "1mo",
         description="Price references are refit at each period start (a Polars duration).",
     )
-    reference_bin_width: float = Field(
-        0.02,
-        gt=0,
-        description="Width in natural-log units of the histogram bins of the price references.",
-    )
     reference_min_rows: int = Field(
         10,
         ge=1,

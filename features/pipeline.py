@@ -17,7 +17,7 @@ import polars as pl
 from features import behaviour, history, route
 from features.codes import hash_code_expr
 from features.config import FeatureConfig
-from features.history import ENTITIES, EVERYONE, KEY, entity_feature_names
+from features.history import ENTITIES, EVERYONE, entity_feature_names
 from features.reference import METRICS, UnitValueReference
 
 if TYPE_CHECKING:
@@ -138,35 +138,26 @@ def build_features(
     else:
         known_items = items
         reference = UnitValueReference(
-            period=config.reference_period,
-            bin_width=config.reference_bin_width,
-            min_rows=config.reference_min_rows,
+            period=config.reference_period, min_rows=config.reference_min_rows
         ).fit(declarations)
-    judged = history.outcome_items(outcomes, known_items, config)
+    # Each of these feeds a dozen branches of the plan: computed once, not once per branch.
+    items = items.cache()
+    judged = history.outcome_items(outcomes, known_items, config).cache()
 
-    def declaration_state(entity: history.Entity) -> pl.LazyFrame:
-        events = history.declaration_events(items, entity)
+    def state(entity: history.Entity) -> pl.LazyFrame:
+        events = history.entity_events(items, judged, entity)
         if profiles is not None:
-            events = pl.concat([profiles.declaration_events[entity.name].lazy(), events])
+            events = pl.concat([profiles.events[entity.name].lazy(), events])
         return history.cumulate(events)
 
-    def outcome_state(entity: history.Entity) -> pl.LazyFrame:
-        events = history.outcome_events(judged, entity)
-        if profiles is not None:
-            events = pl.concat([profiles.outcome_events[entity.name].lazy(), events])
-        return history.cumulate(events)
-
-    prior = history.global_prior(items, outcome_state(EVERYONE), config)
+    prior = history.global_prior(items, state(EVERYONE), config).cache()
     frame = items
     for entity in ENTITIES:
-        features = history.entity_history(
-            items, entity, declaration_state(entity), outcome_state(entity), prior, config
-        )
-        frame = (
-            frame.with_columns(history.entity_key(entity))
-            .join(features, on=[KEY, "declared_at"], how="left", nulls_equal=False)
-            .drop(KEY)
-        )
+        features = history.entity_history(items, entity, state(entity), prior, config)
+        frame = frame.join(
+            features, on=[history.key_column(entity), "declared_at"], how="left",
+            nulls_equal=False,
+        )  # fmt: skip
     frame = (
         frame.join(reference.transform(items), on=KEYS, how="left")
         .pipe(behaviour.declaration_and_trip_totals)

@@ -32,15 +32,13 @@ FORMAT_VERSION = 1
 PROFILE_SETTINGS = (
     "outcome_horizon_days",
     "reference_period",
-    "reference_bin_width",
     "reference_min_rows",
 )
 
 
 def pending_item_columns() -> list[str]:
     """Columns kept of recent items: enough to credit a late outcome to the right entities."""
-    entity_columns = sorted({c for e in ENTITIES for c in e.columns})
-    return ["declaration_id", "item_no", "declared_at", *entity_columns]
+    return ["declaration_id", "item_no", "declared_at", *history.keyed_columns()]
 
 
 @dataclass
@@ -49,8 +47,7 @@ class EntityProfiles:
 
     cutoff: datetime
     config: FeatureConfig
-    declaration_events: dict[str, pl.DataFrame]
-    outcome_events: dict[str, pl.DataFrame]
+    events: dict[str, pl.DataFrame]
     pending_items: pl.DataFrame
     reference: UnitValueReference
 
@@ -87,14 +84,13 @@ class EntityProfiles:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            for name, frame in self.declaration_events.items():
-                frame.write_parquet(staging / f"declarations_{name}.parquet")
-            for name, frame in self.outcome_events.items():
-                frame.write_parquet(staging / f"outcomes_{name}.parquet")
+            for name, frame in self.events.items():
+                frame.write_parquet(staging / f"events_{name}.parquet")
             self.pending_items.write_parquet(staging / "pending_items.parquet")
-            self.reference.cells_.write_parquet(staging / "reference.parquet")
+            self.reference.rows_.write_parquet(staging / "reference.parquet")
             meta = {
                 "format_version": FORMAT_VERSION,
+                "polars_version": pl.__version__,
                 "cutoff": self.cutoff.isoformat(),
                 "reference_period_start": _isoformat(self.reference.valid_from_),
                 "config": self.config.model_dump(mode="json"),
@@ -118,18 +114,22 @@ class EntityProfiles:
                 f"entity profile {source} has format {meta.get('format_version')}, "
                 f"this code reads {FORMAT_VERSION}; materialise it again"
             )
+        if meta.get("polars_version") != pl.__version__:
+            # Entity keys are Polars hashes, which may change between Polars releases.
+            raise ValueError(
+                f"entity profile {source} was made with Polars {meta.get('polars_version')}, "
+                f"this is Polars {pl.__version__}; materialise the profile again"
+            )
         config = FeatureConfig.model_validate(meta["config"])
         reference = _reference(config)
-        reference.cells_ = pl.read_parquet(source / "reference.parquet")
+        reference.rows_ = pl.read_parquet(source / "reference.parquet")
         reference.valid_from_ = datetime.fromisoformat(meta["reference_period_start"])
+        reference.periods_ = [reference.valid_from_]
         return cls(
             cutoff=datetime.fromisoformat(meta["cutoff"]),
             config=config,
-            declaration_events={
-                e.name: pl.read_parquet(source / f"declarations_{e.name}.parquet") for e in ENTITIES
-            },
-            outcome_events={
-                e.name: pl.read_parquet(source / f"outcomes_{e.name}.parquet")
+            events={
+                e.name: pl.read_parquet(source / f"events_{e.name}.parquet")
                 for e in (*ENTITIES, EVERYONE)
             },
             pending_items=pl.read_parquet(source / "pending_items.parquet"),
@@ -148,26 +148,24 @@ def materialize_profiles(
     before it; feed it to ``build_features(..., profiles=...)`` for declarations from
     ``cutoff`` on."""
     config = config or FeatureConfig()
-    past = history.with_entity_columns(declarations.filter(pl.col("declared_at") < cutoff))
-    judged = history.outcome_items(outcomes.filter(pl.col("recorded_at") < cutoff), past, config)
+    past = history.with_entity_columns(declarations.filter(pl.col("declared_at") < cutoff)).cache()
+    judged = history.outcome_items(
+        outcomes.filter(pl.col("recorded_at") < cutoff), past, config
+    ).cache()
     window_start = cutoff - timedelta(days=max(WINDOWS_DAYS))
-    declaration_plans = [
+    entities = (*ENTITIES, EVERYONE)
+    event_plans = [
         history.compact_events(
-            history.declaration_events(past, entity),
+            history.entity_events(past, judged, entity),
             window_start if entity.windows else cutoff,
         )
-        for entity in ENTITIES
-    ]
-    outcome_plans = [
-        history.compact_events(history.outcome_events(judged, entity), cutoff)
-        for entity in (*ENTITIES, EVERYONE)
+        for entity in entities
     ]
     horizon_start = cutoff - timedelta(days=config.outcome_horizon_days)
     pending_plan = past.filter(pl.col("declared_at") >= horizon_start).select(
         pending_item_columns()
     )
-    frames = pl.collect_all([*declaration_plans, *outcome_plans, pending_plan])
-    n = len(ENTITIES)
+    frames = pl.collect_all([*event_plans, pending_plan])
     reference = _reference(config).fit(declarations.filter(pl.col("declared_at") < cutoff))
     period_start = pl.select(
         pl.lit(cutoff, dtype=pl.Datetime("us")).dt.truncate(config.reference_period)
@@ -175,8 +173,7 @@ def materialize_profiles(
     return EntityProfiles(
         cutoff=cutoff,
         config=config,
-        declaration_events={e.name: frames[i] for i, e in enumerate(ENTITIES)},
-        outcome_events={e.name: frames[n + i] for i, e in enumerate((*ENTITIES, EVERYONE))},
+        events={e.name: frames[i] for i, e in enumerate(entities)},
         pending_items=frames[-1],
         reference=reference.compact(period_start),
     )
@@ -185,7 +182,6 @@ def materialize_profiles(
 def _reference(config: FeatureConfig) -> UnitValueReference:
     return UnitValueReference(
         period=config.reference_period,
-        bin_width=config.reference_bin_width,
         min_rows=config.reference_min_rows,
     )
 

@@ -1,16 +1,20 @@
 """Price and mass references per HS code x origin, learned from past declarations.
 
 Customs keeps price references per HS code and origin; a declaration far below its reference is
-the classic undervaluation trigger. The reference is robust (median and quantile position, not
-mean) and falls back from the full HS code to 6 and 4 digits and the chapter, then to the
-chapter from any origin, when the finer level has too few past rows.
+the classic undervaluation trigger. The reference is robust (median, and a value's quantile
+position among past values) and falls back from the full HS code to 6 and 4 digits and the
+chapter, then to the chapter from any origin, when the finer level has too few past rows.
 
-Medians are not additive, so they cannot be carried forward like counters. The reference is
-therefore a histogram of log values in fixed bins, counted per period: counts add up, a
-period's reference is the sum of all earlier periods' counts, and the median and a value's
-quantile position are read from the cumulative histogram with linear interpolation inside a bin
-(``bin_width`` 0.02 in log units bounds the error by 2 %). A row in period P is compared with
-the rows of periods before P only: a reference never contains the row itself nor its future.
+Point in time: references are refit at each period start (monthly by default). A row declared in
+period P is compared with the rows of all periods before P only, never with its own period, so
+it never sees itself nor anything after it.
+
+How, without refitting a quantile per period: per (metric, level, key) the reference rows and
+the query rows are sorted together by value, and for every query period P a running count of
+reference rows from before P is kept. A query row's running count is the number of past values
+below it (its quantile position); the median is the value where the running count reaches
+half. Everything is counting and sorting, so history mode and a profile (which stores the past
+values themselves) give identical numbers.
 """
 
 from __future__ import annotations
@@ -20,19 +24,20 @@ from typing import Self
 
 import polars as pl
 
+from features.codes import country_code
+
 METRICS = ("unit_value_kg", "unit_value_unit", "mass_per_unit")
 # Level 0: full HS code x origin; 1: 6 digits x origin; 2: 4 digits x origin;
 # 3: chapter x origin; 4: chapter from any origin.
 LEVELS = (0, 1, 2, 3, 4)
 _PREFIX = {0: 10, 1: 6, 2: 4, 3: 2, 4: 2}
-CELL_SCHEMA = {
-    "metric": pl.String,
-    "level": pl.Int8,
-    "ref_key": pl.String,
-    "period": pl.Datetime("us"),
-    "bin": pl.Int64,
-    "count": pl.Int64,
-}
+_ANY_ORIGIN = 676  # one past the largest two-letter country code
+KEY = "ref_key"
+# The reference is evaluated in stages, eagerly, like ``fit``: one plan holding every stage made
+# Polars' optimizer repeat shared stages many times over. The in-memory engine sorts about three
+# times faster than the streaming one here.
+ENGINE = "in-memory"
+ROW_COLUMNS = ["hs_code", "origin_country", "period", *METRICS]
 
 
 def log_metrics() -> list[pl.Expr]:
@@ -50,23 +55,35 @@ def log_metrics() -> list[pl.Expr]:
 
 
 def reference_key(level: int) -> pl.Expr:
-    """The key of a row at one fallback level, prefixed by the level so levels never mix."""
-    hs = pl.col("hs_code").str.slice(0, _PREFIX[level])
-    parts = [pl.lit(str(level)), hs] + ([pl.col("origin_country")] if level < 4 else [])
-    return pl.concat_str(parts, separator="|")
+    """One integer per (metric, level, HS prefix, origin): sorting and grouping on it is many
+    times faster than on strings, and it is exact (no hashing), so it never mixes two keys.
+
+    Needs the columns ``metric`` (its index in ``METRICS``), ``hs_code`` and ``origin_country``.
+    """
+    prefix = pl.col("hs_code").str.slice(0, _PREFIX[level])
+    digits = prefix.cast(pl.Int64, strict=False) * 11 + prefix.str.len_chars().cast(pl.Int64)
+    origin = country_code("origin_country").cast(pl.Int64) if level < 4 else pl.lit(_ANY_ORIGIN)
+    return ((digits * 677 + origin) * len(LEVELS) + level) * len(METRICS) + pl.col("metric")
+
+
+def _grouped_cum_sum(values: pl.Expr, first_of_group: pl.Expr) -> pl.Expr:
+    """Running sum restarting at each group, on rows already sorted by group: a scan instead
+    of a window, which is what makes a dozen of them affordable over millions of rows."""
+    total = values.cum_sum()
+    return total - pl.when(first_of_group).then(total - values).forward_fill()
 
 
 class UnitValueReference:
-    """Histogram references of log unit value and mass per unit per HS x origin level.
+    """Robust references of log unit value and mass per unit per HS x origin level.
 
-    ``fit`` counts rows per (metric, level, key, period, bin); ``transform`` compares each row
-    with the rows of earlier periods only. ``compact(period)`` keeps what a row of that one
-    period needs, for an entity profile.
+    ``fit`` keeps the log values of the past rows with their period (``rows_``) and the periods
+    it saw (``periods_``); ``transform`` compares each row with the rows of earlier periods.
+    ``compact(period_start)`` keeps what rows of that one period need, for an entity profile;
+    a compacted reference refuses rows of any other period.
     """
 
-    def __init__(self, *, period: str = "1mo", bin_width: float = 0.02, min_rows: int = 10) -> None:
+    def __init__(self, *, period: str = "1mo", min_rows: int = 10) -> None:
         self.period = period
-        self.bin_width = bin_width
         self.min_rows = min_rows
 
     def periods(self, declared_at: pl.Expr) -> pl.Expr:
@@ -74,56 +91,35 @@ class UnitValueReference:
         return declared_at.dt.truncate(self.period)
 
     def fit(self, items: pl.LazyFrame | pl.DataFrame) -> Self:
-        """Count the histogram cells of ``items`` (canonical declaration items)."""
-        rows = items.lazy().select(
-            "hs_code",
-            "origin_country",
-            self.periods(pl.col("declared_at")).alias("period"),
-            *log_metrics(),
+        """Learn from canonical declaration items (one eager pass)."""
+        self.rows_ = (
+            items.lazy()
+            .select(
+                "hs_code",
+                "origin_country",
+                self.periods(pl.col("declared_at")).alias("period"),
+                *log_metrics(),
+            )
+            .collect()
         )
-        long = rows.unpivot(
-            index=["hs_code", "origin_country", "period"], variable_name="metric"
-        ).drop_nulls("value")
-        finest = long.group_by(
-            "hs_code",
-            "origin_country",
-            "period",
-            "metric",
-            (pl.col("value") / self.bin_width).floor().cast(pl.Int64).alias("bin"),
-        ).agg(pl.len().cast(pl.Int64).alias("count"))
-        levels = [
-            finest.group_by("metric", reference_key(level).alias("ref_key"), "period", "bin")
-            .agg(pl.col("count").sum())
-            .with_columns(pl.lit(level, dtype=pl.Int8).alias("level"))
-            for level in LEVELS
-        ]
-        self.cells_ = pl.concat(levels).select(list(CELL_SCHEMA)).collect()
+        self.periods_: list[datetime] = self.rows_["period"].unique().sort().to_list()
         self.valid_from_: datetime | None = None
         return self
 
     def compact(self, period_start: datetime) -> UnitValueReference:
-        """A reference holding only the rows a declaration of the period ``period_start``
-        compares with (all earlier periods summed); rows of later periods are refused."""
-        compacted = UnitValueReference(
-            period=self.period, bin_width=self.bin_width, min_rows=self.min_rows
+        """The part a declaration of the period starting ``period_start`` compares with."""
+        compacted = UnitValueReference(period=self.period, min_rows=self.min_rows)
+        compacted.rows_ = self.rows_.filter(pl.col("period") < period_start).sort(
+            "hs_code", "origin_country", "period"
         )
-        compacted.cells_ = (
-            self.cells_.lazy()
-            .filter(pl.col("period") < period_start)
-            .group_by("metric", "level", "ref_key", "bin")
-            .agg(pl.col("count").sum())
-            .with_columns(pl.lit(period_start, dtype=pl.Datetime("us")).alias("period"))
-            .select(list(CELL_SCHEMA))
-            .sort("metric", "level", "ref_key", "bin")
-            .collect()
-        )
+        compacted.periods_ = [period_start]
         compacted.valid_from_ = period_start
         return compacted
 
     def transform(self, items: pl.LazyFrame) -> pl.LazyFrame:
-        """Per row (keys ``declaration_id``, ``item_no``): for each metric its log ratio to
-        the reference median, its quantile position in the reference, the level used and the
-        number of reference rows. Rows without a reference at any level get nulls."""
+        """Per row (keys ``declaration_id``, ``item_no``), for each metric: its log ratio to
+        the reference median, its quantile position among the reference values, the level
+        used and the number of reference rows. Without a reference at any level: nulls."""
         rows = items.select(
             "declaration_id",
             "item_no",
@@ -134,141 +130,202 @@ class UnitValueReference:
         )
         if self.valid_from_ is not None:
             rows = rows.with_columns(_refuse_other_periods(self.valid_from_))
-        cells = self.cells_.lazy()
-        if self.valid_from_ is not None:
-            # A compacted reference is stamped with its own period and serves only it.
-            cells = cells.with_columns(pl.col("period") - pl.duration(microseconds=1))
-        queries = rows.select("hs_code", "origin_country", "query_period").unique()
-        keyed = queries.with_columns(reference_key(level).alias(f"key{level}") for level in LEVELS)
-        # Histogram of each (metric, level, key) summed over periods before the query period.
-        wanted = pl.concat(
-            keyed.select(
-                pl.lit(level, dtype=pl.Int8).alias("level"),
-                pl.col(f"key{level}").alias("ref_key"),
-                "query_period",
+        metric_index = {name: i for i, name in enumerate(METRICS)}
+
+        def long(frame: pl.LazyFrame, index: list[str]) -> pl.LazyFrame:
+            return (
+                frame.unpivot(list(METRICS), index=index, variable_name="metric")
+                .drop_nulls("value")
+                .with_columns(pl.col("metric").replace_strict(metric_index, return_dtype=pl.Int64))
+            )
+
+        past, queries = (
+            frame.lazy()
+            for frame in pl.collect_all(
+                [
+                    long(self.rows_.lazy(), ["hs_code", "origin_country", "period"]),
+                    long(
+                        rows,
+                        ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"],
+                    ),
+                ],
+                engine=ENGINE,
+            )
+        )
+        chosen = self._choose_levels(past, queries).collect(engine=ENGINE).lazy()
+        wanted = chosen.select(KEY).unique()
+        reference_part = pl.concat(
+            past.select(reference_key(level).alias(KEY), "value", "period").join(
+                wanted, on=KEY, how="semi"
             )
             for level in LEVELS
-        ).unique()
-        histogram = (
-            cells.join(wanted, on=["level", "ref_key"], how="inner")
-            .filter(pl.col("period") < pl.col("query_period"))
-            .group_by("metric", "level", "ref_key", "query_period", "bin")
-            .agg(pl.col("count").sum())
         )
-        totals = (
-            histogram.group_by("metric", "level", "ref_key", "query_period")
-            .agg(pl.col("count").sum().alias("n"))
-            .filter(pl.col("n") >= self.min_rows)
-        )
-        # Finest level with enough rows, per (metric, hs, origin, period).
-        candidates = pl.concat(
-            keyed.select(
-                "hs_code",
-                "origin_country",
-                "query_period",
-                pl.lit(level, dtype=pl.Int8).alias("level"),
-                pl.col(f"key{level}").alias("ref_key"),
-            )
-            for level in LEVELS
-        ).join(totals, on=["level", "ref_key", "query_period"], how="inner")
-        chosen = (
-            candidates.sort("level")
-            .group_by("metric", "hs_code", "origin_country", "query_period")
-            .agg(pl.col("level", "ref_key", "n").first())
-        )
-        cumulative = (
-            histogram.join(
-                chosen.select("metric", "level", "ref_key", "query_period", "n").unique(),
-                on=["metric", "level", "ref_key", "query_period"],
-                how="inner",
-            )
-            .sort("bin")
-            .with_columns(
-                pl.col("count")
-                .cum_sum()
-                .over("metric", "level", "ref_key", "query_period")
-                .alias("cum")
-            )
-        )
-        width = self.bin_width
-        medians = (
-            cumulative.filter(pl.col("cum") >= pl.col("n") / 2)
-            .group_by("metric", "level", "ref_key", "query_period")
-            .agg(pl.all().sort_by("bin").first())
-            .select(
-                "metric",
-                "level",
-                "ref_key",
-                "query_period",
-                (
-                    width
-                    * (
-                        pl.col("bin")
-                        + (pl.col("n") / 2 - (pl.col("cum") - pl.col("count"))) / pl.col("count")
-                    )
-                ).alias("median"),
-            )
-        )
-        long = (
-            rows.unpivot(
-                on=list(METRICS),
-                index=["declaration_id", "item_no", "hs_code", "origin_country", "query_period"],
-                variable_name="metric",
-            )
-            .drop_nulls("value")
-            .join(chosen, on=["metric", "hs_code", "origin_country", "query_period"], how="inner")
-            .join(medians, on=["metric", "level", "ref_key", "query_period"], how="left")
-            .with_columns((pl.col("value") / width).floor().cast(pl.Int64).alias("bin"))
-            .sort("bin")
-            .join_asof(
-                cumulative.select(
-                    "metric",
-                    "level",
-                    "ref_key",
-                    "query_period",
-                    "bin",
-                    pl.col("bin").alias("found_bin"),
-                    "cum",
-                    "count",
-                ).sort("bin"),
-                on="bin",
-                by=["metric", "level", "ref_key", "query_period"],
-                strategy="backward",
-                check_sortedness=False,
-            )
-        )
-        in_bin = pl.when(pl.col("found_bin") == pl.col("bin")).then(pl.col("count")).otherwise(0)
-        below = pl.col("cum").fill_null(0) - in_bin
-        fraction = pl.col("value") / width - pl.col("bin")
-        scored = long.select(
+        query_part = queries.join(
+            chosen, on=["metric", "hs_code", "origin_country", "query_period"], how="inner"
+        ).select(
+            KEY,
+            "value",
+            pl.col("query_period").alias("period"),
             "declaration_id",
             "item_no",
             "metric",
-            (pl.col("value") - pl.col("median")).alias("log_ratio"),
-            ((below + in_bin * fraction) / pl.col("n")).alias("position"),
             "level",
             "n",
         )
-        return _widen(scored)
+        # Queries sort before past values equal to them: a position counts values strictly below.
+        together = (
+            pl.concat([reference_part, query_part], how="diagonal")
+            .with_columns(pl.col("declaration_id").is_null().alias("is_past"))
+            .sort(KEY, "value", "is_past")
+        )
+        first_of_group = pl.col(KEY) != pl.col(KEY).shift(1, fill_value=-1)
+        periods = self.periods_
+        counted = (
+            together.with_columns(
+                _grouped_cum_sum(
+                    (pl.col("is_past") & (pl.col("period") < start)).cast(pl.Int32), first_of_group
+                ).alias(f"_below{j}")
+                for j, start in enumerate(periods)
+            )
+            .collect(engine=ENGINE)
+            .lazy()
+        )
+        below = pl.coalesce(
+            pl.when(pl.col("period") == start).then(pl.col(f"_below{j}"))
+            for j, start in enumerate(periods)
+        )
+        scored = (
+            counted.filter(~pl.col("is_past"))
+            .select(
+                "declaration_id",
+                "item_no",
+                "metric",
+                "level",
+                "n",
+                KEY,
+                "value",
+                pl.col("period").alias("query_period"),
+                below.alias("below"),
+            )  # fmt: skip
+            .join(_medians(counted, periods), on=[KEY, "query_period"], how="left")
+            .select(
+                "declaration_id",
+                "item_no",
+                "metric",
+                (pl.col("value") - pl.col("median")).alias("log_ratio"),
+                (pl.col("below") / pl.col("n")).alias("position"),
+                "level",
+                "n",
+            )
+        )
+        return _widen(scored.collect(engine=ENGINE).lazy()).collect(engine=ENGINE).lazy()
+
+    def _choose_levels(self, past: pl.LazyFrame, queries: pl.LazyFrame) -> pl.LazyFrame:
+        """Per (metric, HS code, origin, query period): the finest level with at least
+        ``min_rows`` past rows, its key (``ref_key``) and its number of past rows ``n``."""
+        counts = (
+            pl.concat(
+                past.group_by(reference_key(level).alias(KEY), "period").agg(
+                    pl.len().cast(pl.Int64).alias("n")
+                )
+                for level in LEVELS
+            )
+            .sort(KEY, "period")
+            .with_columns(
+                _grouped_cum_sum(pl.col("n"), pl.col(KEY) != pl.col(KEY).shift(1, fill_value=-1))
+            )
+            .select(KEY, pl.col("period").alias("query_period"), "n")
+            .sort("query_period")
+        )
+        asked = (
+            queries.select("metric", "hs_code", "origin_country", "query_period")
+            .unique()
+            .with_columns(reference_key(level).alias(f"_key{level}") for level in LEVELS)
+            .sort("query_period")
+        )
+        for level in LEVELS:
+            asked = asked.join_asof(
+                counts.rename({KEY: f"_key{level}", "n": f"_n{level}"}),
+                on="query_period",
+                by=f"_key{level}",
+                strategy="backward",
+                allow_exact_matches=False,
+                check_sortedness=False,
+            )
+        enough = [pl.col(f"_n{level}") >= self.min_rows for level in LEVELS]
+
+        def first_enough(column: str) -> pl.Expr:
+            return pl.coalesce(
+                pl.when(ok).then(pl.col(f"{column}{level}"))
+                for level, ok in zip(LEVELS, enough, strict=True)
+            )
+
+        return asked.select(
+            "metric",
+            "hs_code",
+            "origin_country",
+            "query_period",
+            pl.coalesce(
+                pl.when(ok).then(pl.lit(level, dtype=pl.Int8))
+                for level, ok in zip(LEVELS, enough, strict=True)
+            ).alias("level"),
+            first_enough("_key").alias(KEY),
+            first_enough("_n").alias("n"),
+        ).drop_nulls("level")
+
+
+def _medians(counted: pl.LazyFrame, periods: list[datetime]) -> pl.LazyFrame:
+    """Median of the past values of each key as of each period start: the mean of the values
+    at ranks floor((n+1)/2) and ceil((n+1)/2) among the values from before that start."""
+    last_of_group = pl.col(KEY) != pl.col(KEY).shift(-1, fill_value=-1)
+    past = counted.filter(pl.col("is_past"))
+    totals = past.with_columns(
+        pl.when(last_of_group).then(pl.col(f"_below{j}")).backward_fill().alias(f"_n{j}")
+        for j in range(len(periods))
+    )
+    middles = []
+    for j, start in enumerate(periods):
+        rank, n = pl.col(f"_below{j}"), pl.col(f"_n{j}")
+        middle = (pl.col("period") < start) & ((rank == (n + 1) // 2) | (rank == (n + 2) // 2))
+        middles.append(pl.when(middle).then(pl.col("value")).alias(f"_median{j}"))
+    per_key = (
+        totals.select(KEY, *middles)
+        .filter(pl.any_horizontal(pl.col(f"_median{j}").is_not_null() for j in range(len(periods))))
+        .group_by(KEY)
+        .agg(pl.col(f"_median{j}").mean() for j in range(len(periods)))
+    )
+    return pl.concat(
+        per_key.select(
+            KEY,
+            pl.lit(start, dtype=pl.Datetime("us")).alias("query_period"),
+            pl.col(f"_median{j}").alias("median"),
+        ).drop_nulls("median")
+        for j, start in enumerate(periods)
+    )
 
 
 def _widen(scored: pl.LazyFrame) -> pl.LazyFrame:
     """One row per item, four columns per metric (``<metric>_log_ratio`` and so on)."""
-    parts = [
-        scored.filter(pl.col("metric") == metric).select(
-            "declaration_id",
-            "item_no",
-            pl.col("log_ratio").alias(f"{metric}_log_ratio"),
-            pl.col("position").alias(f"{metric}_position"),
-            pl.col("level").cast(pl.Int32).alias(f"{metric}_reference_level"),
-            pl.col("n").alias(f"{metric}_reference_rows"),
+    frame = scored.filter(pl.col("metric") == 0).select(_renamed(METRICS[0]))
+    for index, metric in enumerate(METRICS[1:], start=1):
+        frame = frame.join(
+            scored.filter(pl.col("metric") == index).select(_renamed(metric)),
+            on=["declaration_id", "item_no"],
+            how="full",
+            coalesce=True,
         )
-        for metric in METRICS
-    ]
-    frame = parts[0]
-    for part in parts[1:]:
-        frame = frame.join(part, on=["declaration_id", "item_no"], how="full", coalesce=True)
     return frame
+
+
+def _renamed(metric: str) -> list[pl.Expr]:
+    return [
+        pl.col("declaration_id"),
+        pl.col("item_no"),
+        pl.col("log_ratio").alias(f"{metric}_log_ratio"),
+        pl.col("position").alias(f"{metric}_position"),
+        pl.col("level").cast(pl.Int32).alias(f"{metric}_reference_level"),
+        pl.col("n").alias(f"{metric}_reference_rows"),
+    ]
 
 
 def _refuse_other_periods(valid_from: datetime) -> pl.Expr:
