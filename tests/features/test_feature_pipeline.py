@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -158,3 +158,36 @@ def test_truck_features_one_row_per_trip(traffic: Traffic) -> None:
     joined = trucks.join(busiest, on="trip_id")
     assert (joined["trip_items"] == joined["len"]).all()
     assert (joined["importer_declarations_max"] == joined["importer_declarations"]).all()
+
+
+def test_profile_mode_equals_history_mode_on_generated_traffic(tmp_path: Path) -> None:
+    from pipelines.generate import TrafficConfig, generate_traffic
+
+    generated = generate_traffic(
+        TrafficConfig(seed=3, history_days=60, history_items=3000, queue_trucks=20)
+    )
+    traffic = Traffic(generated.declarations, generated.outcomes, generated.arrivals)
+    last = generated.declarations["declared_at"].max()
+    assert isinstance(last, datetime)
+    # Midnight, ten days into the last month: both sides of the cut-off are busy.
+    cutoff = datetime(last.year, last.month, 1) + timedelta(days=10)
+    profiles = EntityProfiles.load(
+        materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff).save(
+            tmp_path / "profile"
+        )
+    )
+    history = _history(traffic).filter(pl.col("declared_at") >= cutoff)
+    scored = (
+        build_features(
+            traffic.declarations.lazy().filter(pl.col("declared_at") >= cutoff),
+            traffic.outcomes.lazy(),
+            profiles=profiles,
+            arrivals=traffic.arrivals.lazy(),
+        )
+        .collect()
+        .sort(KEYS)
+    )
+    assert history.height > 200
+    assert history["importer_inspections"].sum() > 0
+    assert history["unit_value_kg_log_ratio"].null_count() < history.height
+    assert_frame_equal(scored, history, rel_tol=1e-9, abs_tol=1e-9)
