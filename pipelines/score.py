@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import polars as pl
@@ -111,10 +111,15 @@ class ItemScores:
     """Phase 1 of one batch: scored items, with the features kept for the reasons phase."""
 
     items: pl.DataFrame
-    features: pl.DataFrame  # declaration_id, item_no, trip_id, the model's features
+    features: pl.DataFrame  # ROW (the item's row in ``items``), the model's features
+    feature_rows: np.ndarray  # for each row of ``items``, its row in ``features``
     raw: pl.DataFrame  # the source columns of categorical features, to show their values
     model_version: str
     run_id: str
+
+    def feature_frame(self, rows: np.ndarray) -> pl.DataFrame:
+        """The features of the given rows of ``items``, in that order."""
+        return self.features[self.feature_rows[rows]]
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,9 @@ def as_of_profile(declarations: pl.DataFrame, profiles: EntityProfiles) -> pl.Da
     )
 
 
+ROW = "_row"
+
+
 def compute_features(
     declarations: pl.DataFrame,
     scorer: Scorer,
@@ -167,35 +175,80 @@ def compute_features(
     profiles: EntityProfiles | None = None,
     arrivals: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """The model's features of every item, in the order of ``declarations``.
+    """The model's features of every item, with ``ROW``, the item's row in ``declarations``.
 
-    Entity history counts the batch's own earlier declarations too, so features are computed
-    over a whole batch at once, never per partition of it. Items outside the time the entity
-    profile serves are scored as of its edges (``as_of_profile``).
+    The rows come in whatever order the feature pipeline produced them: reordering a
+    hundred-column frame costs more than the rest of scoring bar the model, so the scores
+    are put back in order instead (a gather on one column). Entity history counts the batch's
+    own earlier declarations too, so features are computed over a whole batch at once, never
+    per partition of it. Items outside the time the entity profile serves are scored as of
+    its edges (``as_of_profile``).
     """
     from features.pipeline import build_features
 
-    config = scorer.feature_config
     past = profiles if profiles is not None else scorer.profiles
     frame = build_features(
         (as_of_profile(declarations, past) if past is not None else declarations).lazy(),
         empty(InspectionOutcome).lazy(),
         profiles=past,
-        config=config,
+        config=scorer.feature_config,
         arrivals=arrivals.lazy() if arrivals is not None else None,
+    ).collect()
+    order = declarations.select(KEYS).with_row_index(ROW)
+    rows = frame.select(KEYS).join(order, on=KEYS, how="left", maintain_order="left")
+    if rows.get_column(ROW).null_count() or frame.height != declarations.height:
+        raise ValueError(
+            f"features for {frame.height} items, batch has {declarations.height}: "
+            "duplicate (declaration_id, item_no) keys?"
+        )
+    return frame.select(scorer.feature_names).with_columns(rows.get_column(ROW))
+
+
+def take_features(features: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """The features of the given batch rows, in that order, renumbered 0..len(rows)-1."""
+    position = _inverse(features.get_column(ROW).to_numpy(), features.height)
+    return features[position[rows]].with_columns(
+        pl.Series(ROW, np.arange(len(rows)), dtype=pl.UInt32)
     )
-    order = declarations.select(KEYS).with_row_index("_row")
-    return (
-        frame.join(order.lazy(), on=KEYS, how="inner")
-        .sort("_row")
-        .select(*KEYS, *scorer.feature_names)
-        .collect()
-    )
+
+
+def _inverse(rows: np.ndarray, n: int) -> np.ndarray:
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[rows] = np.arange(len(rows))
+    return inverse
 
 
 def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
     """Float32 matrix of the named columns, nulls as NaN (what LightGBM reads as missing)."""
     return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
+
+
+def predict_matrix(
+    scorer: Scorer, features: pl.DataFrame, matrix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated risk and expected duty at risk per row of ``matrix`` (built once).
+
+    The project's scorer (``experiments.scorer.Scorer``) maps categorical codes to the dense
+    indices its boosters were trained on; doing that once and letting the classifier and the
+    duty regressor read the same matrix saves a rebuild and a remap of the whole matrix. This
+    mirrors ``Scorer.predict_risk`` and ``Scorer.expected_duty`` exactly (a test holds them
+    equal); any other scorer is asked through the protocol.
+    """
+    booster = getattr(scorer, "booster", None)
+    calibrator = getattr(scorer, "calibrator", None)
+    categories = getattr(scorer, "categories", None)
+    if booster is None or calibrator is None or categories is None or not len(matrix):
+        risk = np.asarray(scorer.predict_risk(matrix), dtype=np.float64)
+        return risk, np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
+    threads = getattr(scorer, "num_threads", 0)
+    dense = categories.transform(matrix)
+    risk = np.asarray(calibrator.predict(booster.predict(dense, num_threads=threads)))
+    duty_booster = getattr(scorer, "duty_booster", None)
+    if duty_booster is not None:
+        duty_if_wrong = np.clip(duty_booster.predict(dense, num_threads=threads), 0.0, None)
+    else:
+        duty_if_wrong = np.asarray(scorer.expected_duty(features, np.ones(len(risk))))
+    return risk, risk * np.asarray(duty_if_wrong, dtype=np.float64)
 
 
 def score_items(
@@ -215,14 +268,12 @@ def score_items(
     declarations = as_polars(batch)
     if features is None:
         features = compute_features(declarations, scorer, profiles=profiles, arrivals=arrivals)
-    if features.height != declarations.height:
-        raise ValueError(
-            f"features for {features.height} items, batch has {declarations.height}: "
-            "duplicate (declaration_id, item_no) keys?"
-        )
     matrix = feature_matrix(features, scorer.feature_names)
-    risk = np.clip(np.asarray(scorer.predict_risk(matrix), dtype=np.float64), 0.0, 1.0)
-    duty = np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
+    risk_f, duty_f = predict_matrix(scorer, features, matrix)
+    # Back from the feature pipeline's row order to the batch's.
+    feature_rows = _inverse(features.get_column(ROW).to_numpy(), features.height)
+    risk = np.clip(risk_f[feature_rows], 0.0, 1.0)
+    duty = duty_f[feature_rows]
     items = declarations.select(
         *KEYS,
         truck_key(),
@@ -242,6 +293,7 @@ def score_items(
     return ItemScores(
         items=items,
         features=features,
+        feature_rows=feature_rows,
         raw=raw,
         model_version=scorer.model_version,
         run_id=scorer.run_id,
@@ -298,12 +350,16 @@ def explain(
     ``rule_reasons``). Returns three frames keyed by (``declaration_id``, ``item_no``),
     ``declaration_id`` and (``truck_key``, ``crossing``), each with ``reasons`` and
     ``reason_features``; only rows that have reasons appear.
+
+    A random pick's reason is its selection: the model did not choose it, and the random
+    share grows with the queue (3% of a million-item day is thousands of trucks), so its
+    items get no SHAP row.
     """
     items = scored.items
     flagged = trucks.filter(pl.col("lane").is_in(list(reasons_for)))
     explained = (
         items.with_row_index("_row")
-        .join(flagged.select(TRUCK), on=TRUCK, how="semi")
+        .join(flagged.filter(pl.col("selection") != "random").select(TRUCK), on=TRUCK, how="semi")
         .sort([*TRUCK, "risk", "_row"], descending=[False, False, True, False])
         .filter(pl.int_range(pl.len()).over(TRUCK) < max_items_explained)
         .sort("_row")
@@ -311,7 +367,8 @@ def explain(
     rows = explained.get_column("_row").to_numpy()
     names = list(scorer.feature_names)
     if len(rows):
-        contrib = np.asarray(scorer.contributions(feature_matrix(scored.features[rows], names)))
+        matrix = feature_matrix(scored.feature_frame(rows), names)
+        contrib = np.asarray(scorer.contributions(matrix))
     else:
         contrib = np.empty((0, len(names)))
     top, _ = top_positive(contrib)
@@ -320,42 +377,32 @@ def explain(
     per_item = item_contributions(contrib, names, values)
     templates = _templates(needed)
 
-    item_rows: list[dict[str, Any]] = []
+    item_reasons: list[list[str]] = []
+    item_features: list[list[str]] = []
     by_declaration: dict[str, list[Contribution]] = {}
     by_truck: dict[tuple[str, str], list[Contribution]] = {}
-    for (declaration_id, item_no, key, crossing, rule_reason), contributions in zip(
-        explained.select(*KEYS, *TRUCK, "rule_reason").iter_rows(),
+    for (declaration_id, key, crossing, rule_reason), contributions in zip(
+        explained.select("declaration_id", *TRUCK, "rule_reason").iter_rows(),
         per_item,
         strict=True,
     ):
         chosen = select(contributions)
         texts = reason_texts(chosen, templates, lang)
-        if rule_reason is not None:
-            texts = [rule_reason, *texts][:5]
-        item_rows.append(
-            {
-                "declaration_id": declaration_id,
-                "item_no": item_no,
-                "reasons": texts,
-                "reason_features": [c.feature for c in chosen],
-            }
-        )
+        item_reasons.append([rule_reason, *texts][:5] if rule_reason is not None else texts)
+        item_features.append([c.feature for c in chosen])
         by_declaration.setdefault(declaration_id, []).extend(contributions)
         by_truck.setdefault((key, crossing), []).extend(contributions)
 
-    declaration_rows = []
-    for declaration_id, contributions in by_declaration.items():
+    declaration_reasons: list[list[str]] = []
+    declaration_features: list[list[str]] = []
+    for contributions in by_declaration.values():
         chosen = select(contributions)
-        declaration_rows.append(
-            {
-                "declaration_id": declaration_id,
-                "reasons": reason_texts(chosen, templates, lang),
-                "reason_features": [c.feature for c in chosen],
-            }
-        )
+        declaration_reasons.append(reason_texts(chosen, templates, lang))
+        declaration_features.append([c.feature for c in chosen])
 
     share = random_share or {}
-    truck_rows = []
+    truck_reasons: list[list[str]] = []
+    truck_features: list[list[str]] = []
     for key, crossing, selection, rule_reasons in flagged.select(
         *TRUCK, "selection", "rule_reasons"
     ).iter_rows():
@@ -363,25 +410,24 @@ def explain(
         lead = list(rule_reasons or [])
         if selection == "random":
             lead.append(_random_reason(share.get(crossing, 0.03), lang))
-        texts = [*lead, *reason_texts(chosen, templates, lang)][: max(5, len(lead))]
-        truck_rows.append(
-            {
-                "truck_key": key,
-                "crossing": crossing,
-                "reasons": texts,
-                "reason_features": [c.feature for c in chosen],
-            }
+        truck_reasons.append([*lead, *reason_texts(chosen, templates, lang)][: max(5, len(lead))])
+        truck_features.append([c.feature for c in chosen])
+
+    def reasons(
+        frame: pl.DataFrame, texts: list[list[str]], names: list[list[str]]
+    ) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.Series("reasons", texts, dtype=pl.List(pl.String)),
+            pl.Series("reason_features", names, dtype=pl.List(pl.String)),
         )
-    reason_schema = {"reasons": pl.List(pl.String), "reason_features": pl.List(pl.String)}
+
+    declaration_ids = pl.DataFrame(
+        {"declaration_id": list(by_declaration)}, schema={"declaration_id": pl.String}
+    )
     return (
-        pl.DataFrame(
-            item_rows,
-            schema={"declaration_id": pl.String, "item_no": pl.Int32, **reason_schema},
-        ),
-        pl.DataFrame(declaration_rows, schema={"declaration_id": pl.String, **reason_schema}),
-        pl.DataFrame(
-            truck_rows, schema={"truck_key": pl.String, "crossing": pl.String, **reason_schema}
-        ),
+        reasons(explained.select(KEYS), item_reasons, item_features),
+        reasons(declaration_ids, declaration_reasons, declaration_features),
+        reasons(flagged.select(TRUCK), truck_reasons, truck_features),
     )
 
 
@@ -408,7 +454,7 @@ def _display_values(
     """The values an officer reads behind each reason: categoricals decoded to their text."""
     if not len(rows) or not names:
         return {}
-    picked = scored.features[rows].select(names)
+    picked = scored.feature_frame(rows).select(names)
     raw = scored.raw[rows]
     values: dict[str, list[object]] = {}
     for name in names:

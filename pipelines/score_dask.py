@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -39,6 +40,7 @@ from pipelines.score import (
     explain,
     random_shares,
     score_items,
+    take_features,
 )
 from risk.lanes import CapacityConfig, assign_lanes
 from risk.rules import RuleSet
@@ -144,7 +146,7 @@ def score_on_cluster(
                 client.submit(
                     _phase_one,
                     declarations.filter(mask),
-                    features.filter(mask),
+                    take_features(features, np.flatnonzero(mask.to_numpy())),
                     scorer_future,
                     rules,
                     lang,

@@ -1,8 +1,8 @@
 """A small trained model and traffic for the batch-scoring tests (shared by test_score*.py).
 
-The scorer is the real thing in miniature: LightGBM trained on history-mode features of the
-project's generator (fixed seed), entity profiles at the queue's cut-off. It implements the
-``pipelines.score.Scorer`` protocol the way ``experiments.registry`` does.
+The scorer is the project's own (``experiments.scorer.Scorer``) in miniature: a LightGBM
+classifier and duty regressor trained on history-mode features of the project's generator
+(fixed seed), isotonic calibration, entity profiles at the queue's cut-off.
 """
 
 from __future__ import annotations
@@ -12,36 +12,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from features.config import FeatureConfig
-from features.profiles import EntityProfiles
-
-
-@dataclass
-class TreeScorer:
-    booster: Any
-    feature_names: list[str]
-    feature_config: FeatureConfig
-    profiles: EntityProfiles | None
-    model_version: str = "7"
-    run_id: str = "run-test-0001"
-
-    def predict_risk(self, matrix: np.ndarray) -> np.ndarray:
-        return self.booster.predict(matrix, num_threads=1)
-
-    def expected_duty(self, features: pl.DataFrame, risk: np.ndarray) -> np.ndarray:
-        stake = features.get_column("duty_at_stake_usd").fill_null(0.0).to_numpy()
-        return risk * stake
-
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        return self.booster.predict(matrix, pred_contrib=True, num_threads=1)[:, :-1]
+from experiments.scorer import Scorer
 
 
 @dataclass(frozen=True)
 class World:
-    scorer: TreeScorer
+    scorer: Scorer
     queue: pl.DataFrame  # DeclarationItem rows of the standing queue
     arrivals: pl.DataFrame
     truth: pl.DataFrame
@@ -53,7 +31,10 @@ def world() -> World:
     """Generated traffic (queue within one month), a trained booster, profiles at cut-off."""
     import lightgbm as lgb
 
-    from features.pipeline import build_features, feature_columns
+    from experiments.calibration import Calibrator
+    from experiments.categories import CategoryIndex
+    from features.config import FeatureConfig
+    from features.pipeline import build_features, categorical_features, feature_columns
     from features.profiles import materialize_profiles
     from pipelines.generate import TrafficConfig, generate_traffic
 
@@ -68,27 +49,58 @@ def world() -> World:
     )
     config = FeatureConfig()
     names = feature_columns(config)
+    categorical = categorical_features(config)
     history = build_features(
         traffic.declarations.lazy(), traffic.outcomes.lazy(), config=config
     ).collect()
     labels = (
         traffic.outcomes.filter(pl.col("inspected"))
-        .select("declaration_id", "item_no", (pl.col("result") != "clean").alias("y"))
+        .select(
+            "declaration_id",
+            "item_no",
+            (pl.col("result") != "clean").alias("y"),
+            pl.col("extra_duty_usd").fill_null(0.0).alias("duty"),
+        )
         .join(history, on=["declaration_id", "item_no"])
     )
     matrix = labels.select(pl.col(names).cast(pl.Float32)).to_numpy()
+    categories = CategoryIndex.fit(matrix, names, categorical)
+    dense = categories.transform(matrix)
+    y = labels.get_column("y").to_numpy()
+    common = {"verbose": -1, "num_threads": 1, "seed": 1, "deterministic": True}
     booster = lgb.train(
-        {"objective": "binary", "num_leaves": 15, "verbose": -1, "num_threads": 1, "seed": 1},
-        lgb.Dataset(matrix, labels.get_column("y").to_numpy(), feature_name=names),
+        {"objective": "binary", "num_leaves": 15, **common},
+        lgb.Dataset(dense, y, feature_name=names, categorical_feature=categorical),
         num_boost_round=40,
     )
+    wrong = labels.get_column("duty").to_numpy() > 0
+    duty_booster = lgb.train(
+        {"objective": "regression", "num_leaves": 7, **common},
+        lgb.Dataset(dense[wrong], labels.get_column("duty").to_numpy()[wrong]),
+        num_boost_round=10,
+    )
+    calibrator = Calibrator("isotonic").fit(booster.predict(dense), y)
     queue = traffic.queue_declarations
     cutoff = queue.get_column("declared_at").min()
     profiles = materialize_profiles(
         traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff, config=config
     )
+    scorer = Scorer(
+        booster=booster,
+        calibrator=calibrator,
+        categories=categories,
+        feature_config=config,
+        feature_names=names,
+        categorical_features=categorical,
+        profiles=profiles,
+        duty_booster=duty_booster,
+        model_name="grey-import-risk",
+        model_version="7",
+        run_id="run-test-0001",
+        num_threads=1,
+    )
     return World(
-        scorer=TreeScorer(booster, names, config, profiles),
+        scorer=scorer,
         queue=queue,
         arrivals=traffic.queue_arrivals,
         truth=traffic.queue_truth,

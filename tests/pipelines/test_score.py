@@ -13,7 +13,9 @@ from pipelines.score import (
     aggregate_trucks,
     compute_features,
     feature_matrix,
+    predict_matrix,
     score_batch,
+    take_features,
 )
 from risk.lanes import CapacityConfig, LaneCapacity
 from risk.reasons import format_value
@@ -111,11 +113,13 @@ def test_reasons_are_the_top_shap_contributions_with_their_values(scored) -> Non
     w = world()
     explained = scored.items.with_row_index("row").filter(pl.col("reason_features").list.len() >= 3)
     assert explained.height > 0
-    features = compute_features(w.queue, w.scorer, arrivals=w.arrivals)
+    features = take_features(
+        compute_features(w.queue, w.scorer, arrivals=w.arrivals), np.arange(w.queue.height)
+    )
     names = w.scorer.feature_names
     sample = explained.head(20)
     matrix = feature_matrix(features[sample["row"].to_numpy()], names)
-    contrib = w.scorer.booster.predict(matrix, pred_contrib=True)[:, :-1]
+    contrib = w.scorer.contributions(matrix)
     for i, row in enumerate(sample.iter_rows(named=True)):
         order = np.argsort(-contrib[i], kind="stable")
         top = [names[j] for j in order[:3]]
@@ -167,3 +171,14 @@ def test_plate_string_does_not_move_a_score(scored) -> None:  # type: ignore[no-
     again = score_batch(replated, w.scorer, capacity=CAPACITY, arrivals=w.arrivals)
     assert again.items["risk"].equals(scored.items["risk"])
     assert not math.isnan(again.trucks["risk"].sum())
+
+
+def test_fast_prediction_equals_the_scorers_own() -> None:
+    w = world()
+    features = compute_features(w.queue, w.scorer, arrivals=w.arrivals)
+    matrix = feature_matrix(features, w.scorer.feature_names)
+    risk, duty = predict_matrix(w.scorer, features, matrix)
+    assert w.scorer.duty_booster is not None
+    assert np.array_equal(risk, w.scorer.predict_risk(matrix))
+    assert np.allclose(duty, w.scorer.expected_duty(features, risk), rtol=1e-12, atol=0)
+    assert duty.sum() > 0

@@ -109,9 +109,9 @@ def test_a_failed_run_leaves_earlier_outputs_untouched(tmp_path: Path) -> None:
 
 
 class _Exploding:
-    """A scorer that fails half-way, after features were computed."""
+    """A scorer that fails half-way: after prediction and lanes, in the reasons."""
 
     def __getattr__(self, name: str) -> object:
-        if name == "predict_risk":
+        if name == "contributions":
             raise RuntimeError("boom")
         return getattr(world().scorer, name)
