@@ -91,7 +91,7 @@ def create_app(
         sessions=store.session_factory(engine),
         signer=Signer(secret),
         templates=templates,
-        scoring=scoring or ScoringService(model_uri=model_uri),
+        scoring=scoring or ScoringService(settings=settings, model_uri=model_uri),
         refresh_seconds=refresh_seconds,
     )
 
