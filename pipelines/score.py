@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -141,28 +142,53 @@ def as_polars(batch: pa.Table | pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def as_of_profile(declarations: pl.DataFrame, profiles: EntityProfiles) -> pl.DataFrame:
-    """Declarations with ``declared_at`` moved into the time the profile can serve.
+def as_of_cutoff(declarations: pl.DataFrame, profiles: EntityProfiles) -> pl.DataFrame:
+    """Declarations filed before the profile's cut-off, moved to the cut-off.
 
-    Entity profiles answer for declarations from their cut-off on and within their price
-    reference's period, which keeps training-time features free of any look-ahead. Scoring is
-    another matter: everything known now may be used. A queue holds papers lodged hours before
-    the model's cut-off, and spills into the next month; those items are scored as of the
-    cut-off (with what was known then, which is more, not less) and as of the last instant of
-    the reference period (against the latest price reference there is). Rows already inside
-    are untouched, so parity with history mode holds wherever it can.
+    Entity profiles answer for declarations from their cut-off on, which keeps training-time
+    features free of look-ahead. Scoring is another matter: whatever is known now may be used.
+    A queue holds papers lodged hours before the model's cut-off; they are scored with what
+    was known at the cut-off (more, not less, than at their filing). Later rows are untouched.
     """
-    reference_start = getattr(profiles.reference, "valid_from_", None)
-    latest = (
-        pl.lit(reference_start, dtype=pl.Datetime("us"))
+    cutoff = pl.lit(profiles.cutoff, dtype=pl.Datetime("us"))
+    return declarations.with_columns(pl.col("declared_at").clip(lower_bound=cutoff))
+
+
+@dataclass(frozen=True)
+class LatestReference:
+    """A profile's price reference, serving rows of later periods as of its own period.
+
+    A profile keeps the price reference of its cut-off's period and refuses rows of later
+    periods, whose history-mode reference would include months it never saw. At scoring time
+    the latest reference there is is the right one, so rows of later periods are looked up as
+    of the last instant of the profile's period; only the reference sees that date, the
+    entity history keeps every row's own time.
+    """
+
+    reference: Any
+    latest: datetime
+
+    def transform(self, items: pl.LazyFrame) -> pl.LazyFrame:
+        latest = pl.lit(self.latest, dtype=pl.Datetime("us"))
+        return self.reference.transform(
+            items.with_columns(pl.col("declared_at").clip(upper_bound=latest))
+        )
+
+
+def scoring_profiles(profiles: EntityProfiles) -> EntityProfiles:
+    """The profile with its price reference wrapped in ``LatestReference``."""
+    import dataclasses
+
+    reference = profiles.reference
+    start = getattr(reference, "valid_from_", None)
+    if start is None or isinstance(reference, LatestReference):
+        return profiles
+    latest = pl.select(
+        pl.lit(start, dtype=pl.Datetime("us"))
         .dt.offset_by(profiles.config.reference_period)
         .dt.offset_by("-1us")
-        if reference_start is not None
-        else None
-    )
-    return declarations.with_columns(
-        pl.col("declared_at").clip(pl.lit(profiles.cutoff, dtype=pl.Datetime("us")), latest)
-    )
+    ).item()
+    return dataclasses.replace(profiles, reference=LatestReference(reference, latest))
 
 
 ROW = "_row"
@@ -182,13 +208,18 @@ def compute_features(
     are put back in order instead (a gather on one column). Entity history counts the batch's
     own earlier declarations too, so features are computed over a whole batch at once, never
     per partition of it. Items outside the time the entity profile serves are scored as of
-    its edges (``as_of_profile``).
+    its edges (``as_of_cutoff``, ``scoring_profiles``).
     """
     from features.pipeline import build_features
 
     past = profiles if profiles is not None else scorer.profiles
+    if past is not None:
+        declarations_then = as_of_cutoff(declarations, past)
+        past = scoring_profiles(past)
+    else:
+        declarations_then = declarations
     frame = build_features(
-        (as_of_profile(declarations, past) if past is not None else declarations).lazy(),
+        declarations_then.lazy(),
         empty(InspectionOutcome).lazy(),
         profiles=past,
         config=scorer.feature_config,

@@ -182,3 +182,37 @@ def test_fast_prediction_equals_the_scorers_own() -> None:
     assert np.array_equal(risk, w.scorer.predict_risk(matrix))
     assert np.allclose(duty, w.scorer.expected_duty(features, risk), rtol=1e-12, atol=0)
     assert duty.sum() > 0
+
+
+def test_a_queue_spilling_past_the_profiles_edges_is_scored_as_of_them() -> None:
+    """Papers filed before the cut-off and trucks of next month are scored, not refused;
+    what the profile serves as it is keeps exactly the features it had."""
+    w = world()
+    trucks = w.queue["truck_id"].unique(maintain_order=True)
+    early, late = trucks[:20].implode(), trucks[-20:].implode()
+    cutoff = w.scorer.profiles.cutoff
+    moved = w.queue.with_columns(
+        declared_at=pl.when(pl.col("truck_id").is_in(early))
+        .then(pl.lit(cutoff) - pl.duration(hours=5))
+        .when(pl.col("truck_id").is_in(late))
+        .then(pl.col("declared_at") + pl.duration(days=25))
+        .otherwise(pl.col("declared_at"))
+    )
+    assert moved["declared_at"].dt.month().n_unique() == 2
+    features = compute_features(moved, w.scorer, arrivals=w.arrivals)
+    every = take_features(features, np.arange(moved.height))
+    middle = ~moved["truck_id"].is_in(early) & ~moved["truck_id"].is_in(late)
+    alone = moved.filter(middle)
+    alone_features = take_features(
+        compute_features(alone, w.scorer, arrivals=w.arrivals), np.arange(alone.height)
+    )
+    names = w.scorer.feature_names
+    kept = every.filter(middle.to_numpy()).select(names)
+    # The late trucks come after, so the middle ones see nothing new; the early trucks sit at
+    # the cut-off, before all of them, and may add to their entity history only.
+    reference = [n for n in names if n.startswith(("unit_value", "mass_per_unit"))]
+    assert kept.select(reference).equals(alone_features.select(reference))
+    late_rows = every.filter(moved["truck_id"].is_in(late).to_numpy())
+    assert late_rows["unit_value_kg_reference_rows"].drop_nulls().len() > 0
+    result = score_batch(moved, w.scorer, capacity=CAPACITY, arrivals=w.arrivals)
+    assert result.items.height == moved.height
