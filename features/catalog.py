@@ -420,18 +420,21 @@ _DOC_TAIL = """
 - **Violation rates** are (violations + k * prior) / (inspections + k) with k =
   `prior_strength`; the prior is the global rate as of the row's time, itself shrunk towards
   `prior_violation_rate`.
-- **Price references** are histograms of log values (bins of `reference_bin_width`) counted per
-  period (`reference_period`, monthly by default): a row in period P is compared with all rows of
-  earlier periods, at the finest level with at least `reference_min_rows` rows
-  (full HS x origin, 6 digits, 4 digits, chapter x origin, chapter).
+- **Price references** (`features.reference.UnitValueReference`) are refit at each period start
+  (`reference_period`, monthly by default): a row in period P is compared with all rows of
+  earlier periods, at the finest level with at least `reference_min_rows` rows (full HS x
+  origin, 6 digits, 4 digits, chapter x origin, chapter from any origin). The median is exact
+  (mean of the two middle values); the position is the share of past values strictly below.
 - **Trips** (the `trip_*` features) are one truck (or a declaration without a truck) at one
   crossing on one calendar day; co-loaded items are known when the truck is scored.
 - **Profile mode** (`features.profiles`) collapses the past into one synthetic event per key,
-  keeps the last 30 days of declaration events, the items of the last `outcome_horizon_days`
-  (so late outcomes still reach their entities), and the price reference of the cut-off's
-  period. It refuses declarations before the cut-off and declarations in a later reference
-  period; materialise a fresh profile at least once a period. History mode and profile mode
-  give the same values (tested to 1e-9).
+  keeps the last 30 days of events of the entities with windowed counts, the entity keys of the
+  items of the last `outcome_horizon_days` (so late outcomes still reach their entities), and
+  the past values behind the price reference of the cut-off's period. It refuses declarations
+  before the cut-off and declarations in a later reference period; materialise a fresh profile
+  at least once a period. History mode and profile mode give the same values (tested to 1e-9).
+- **Reproducibility**: sums of floats (duty found, trip values) may be added in another order
+  from run to run, so values agree to about 1e-12 relative, not always to the bit.
 - **Categorical codes** are integers that never depend on the data seen: countries
   26 * letter1 + letter2, procedures their position in `risk.schemas.PROCEDURES`, HS chapters
   their number, crossings and extra source columns a CRC-32 hash modulo 2^20.

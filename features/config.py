@@ -19,18 +19,18 @@ class FeatureConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     prior_strength: float = Field(
-        20.0,
+        default=20.0,
         gt=0,
         description="Pseudo-inspections pulling an entity's violation rate towards the prior.",
     )
     prior_violation_rate: float = Field(
-        0.05,
+        default=0.05,
         ge=0,
         le=1,
         description="Violation rate assumed before any inspection has been recorded at all.",
     )
     outcome_horizon_days: int = Field(
-        90,
+        default=90,
         gt=0,
         description=(
             "An outcome counts only if recorded within this many days of its declaration; "
@@ -38,34 +38,34 @@ class FeatureConfig(BaseModel):
         ),
     )
     reference_period: str = Field(
-        "1mo",
+        default="1mo",
         description="Price references are refit at each period start (a Polars duration).",
     )
     reference_min_rows: int = Field(
-        10,
+        default=10,
         ge=1,
         description="Fewest past rows for an HS x origin level to serve as a reference.",
     )
     value_thresholds_usd: tuple[float, ...] = Field(
-        # 216.4 USD = EUR 200 at the fixed rate in risk/reference/currency_rates.toml
-        # (the EU duty-free limit for low-value consignments); 1,000 and 10,000 USD are the
-        # round limits of simplified declarations and of currency control.
-        (216.4, 1_000.0, 10_000.0),
+        # 216.4 USD = EUR 200 at the fixed rate in risk/reference/currency_rates.toml (the EAEU
+        # duty-free limit for e-commerce parcels); 1,000 and 10,000 USD are round limits that
+        # selectivity rules commonly use (the generator's splitting schemes stay under 10,000).
+        default=(216.4, 1_000.0, 10_000.0),
         description="Value limits (USD) that splitting schemes stay just under.",
     )
     just_under_margin: float = Field(
-        0.05,
+        default=0.05,
         gt=0,
         lt=1,
         description="A value within this share below a threshold counts as 'just under'.",
     )
     arrival_tolerance_hours: float = Field(
-        48.0,
+        default=48.0,
         gt=0,
         description="Farthest a weighbridge reading may be from a declaration to be matched.",
     )
     extra_categoricals: tuple[str, ...] = Field(
-        (),
+        default=(),
         description=(
             "Extra low-cardinality string columns of the input (e.g. 'src_office_id' from an "
             "ingest profile) to add as integer-coded categorical features '<name>_code'."

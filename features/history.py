@@ -214,12 +214,14 @@ def grouped_running(values: pl.Expr, starts: pl.Expr) -> pl.Expr:
 
 
 def cumulate(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Running totals per key in time order, sorted by (key, time) for the as-of join."""
-    merged = events.group_by(KEY, TIME).agg(
-        *(pl.col(c).sum() for c in SUMS), pl.col("_first").min()
-    )
+    """Running totals per key in time order, sorted by (key, time) for the as-of join.
+
+    Several events may share a (key, time) (a declaration and an outcome, a profile's tail and
+    new data); they are not merged: the last of them carries the full running total, and a
+    backward as-of join picks the last row before the query time.
+    """
     starts = first_of_group(KEY)
-    return merged.sort(KEY, TIME).with_columns(
+    return events.sort(KEY, TIME).with_columns(
         *(grouped_running(pl.col(c), starts) for c in SUMS),
         # cum_min leaves nulls (outcome events) null: carry the minimum so far over them.
         pl.col("_first").cum_min().forward_fill().over(KEY),

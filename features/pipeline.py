@@ -147,8 +147,14 @@ def build_features(
     def state(entity: history.Entity) -> pl.LazyFrame:
         events = history.entity_events(items, judged, entity)
         if profiles is not None:
-            events = pl.concat([profiles.events[entity.name].lazy(), events])
-        return history.cumulate(events)
+            # Only the keys of this batch are ever asked for: skip the rest of the profile.
+            known = profiles.events[entity.name].lazy()
+            if entity is not EVERYONE:
+                batch_keys = items.select(pl.col(history.key_column(entity)).alias(history.KEY))
+                known = known.join(batch_keys.unique(), on=history.KEY, how="semi")
+            events = pl.concat([known, events])
+        # Read by one as-of join per window: computed once.
+        return history.cumulate(events).cache()
 
     prior = history.global_prior(items, state(EVERYONE), config).cache()
     frame = items

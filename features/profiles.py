@@ -71,7 +71,7 @@ class EntityProfiles:
             if len(early):
                 raise ValueError(
                     f"{len(early)} declaration item(s) have {column} before the entity "
-                    f"profile's cut-off {cutoff} (first: {early.min()}); score them in history "
+                    f"profile's cut-off {cutoff} (first: {early.min()!s}); score them in history "
                     f"mode or with an earlier profile"
                 )
             return values

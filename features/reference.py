@@ -20,7 +20,7 @@ values themselves) give identical numbers.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self
+from typing import Final, Self
 
 import polars as pl
 
@@ -36,7 +36,7 @@ KEY = "ref_key"
 # The reference is evaluated in stages, eagerly, like ``fit``: one plan holding every stage made
 # Polars' optimizer repeat shared stages many times over. The in-memory engine sorts about three
 # times faster than the streaming one here.
-ENGINE = "in-memory"
+ENGINE: Final = "in-memory"
 ROW_COLUMNS = ["hs_code", "origin_country", "period", *METRICS]
 
 
@@ -64,6 +64,16 @@ def reference_key(level: int) -> pl.Expr:
     digits = prefix.cast(pl.Int64, strict=False) * 11 + prefix.str.len_chars().cast(pl.Int64)
     origin = country_code("origin_country").cast(pl.Int64) if level < 4 else pl.lit(_ANY_ORIGIN)
     return ((digits * 677 + origin) * len(LEVELS) + level) * len(METRICS) + pl.col("metric")
+
+
+def _long(frame: pl.LazyFrame, index: list[str]) -> pl.LazyFrame:
+    """One row per (row, metric) with a value; ``metric`` as its index in ``METRICS``."""
+    metric_index = {name: i for i, name in enumerate(METRICS)}
+    return (
+        frame.unpivot(list(METRICS), index=index, variable_name="metric")
+        .drop_nulls("value")
+        .with_columns(pl.col("metric").replace_strict(metric_index, return_dtype=pl.Int64))
+    )
 
 
 def _grouped_cum_sum(values: pl.Expr, first_of_group: pl.Expr) -> pl.Expr:
@@ -130,34 +140,22 @@ class UnitValueReference:
         )
         if self.valid_from_ is not None:
             rows = rows.with_columns(_refuse_other_periods(self.valid_from_))
-        metric_index = {name: i for i, name in enumerate(METRICS)}
-
-        def long(frame: pl.LazyFrame, index: list[str]) -> pl.LazyFrame:
-            return (
-                frame.unpivot(list(METRICS), index=index, variable_name="metric")
-                .drop_nulls("value")
-                .with_columns(pl.col("metric").replace_strict(metric_index, return_dtype=pl.Int64))
-            )
-
-        past, queries = (
-            frame.lazy()
-            for frame in pl.collect_all(
-                [
-                    long(self.rows_.lazy(), ["hs_code", "origin_country", "period"]),
-                    long(
-                        rows,
-                        ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"],
-                    ),
-                ],
-                engine=ENGINE,
-            )
+        queries = (
+            _long(rows, ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"])
+            .collect(engine=ENGINE)
+            .lazy()
         )
-        chosen = self._choose_levels(past, queries).collect(engine=ENGINE).lazy()
-        wanted = chosen.select(KEY).unique()
+        past = self._past_keyed()
+        chosen = self._choose_levels(queries).collect(engine=ENGINE).lazy()
+        # A key is needed up to the last period that chose it: coarse levels serve the first,
+        # sparse months mostly, and their later rows would only weigh on the sort below.
+        wanted = chosen.group_by(KEY).agg(pl.col("query_period").max().alias("_until"))
         reference_part = pl.concat(
-            past.select(reference_key(level).alias(KEY), "value", "period").join(
-                wanted, on=KEY, how="semi"
-            )
+            past.lazy()
+            .select(pl.col(f"_key{level}").alias(KEY), "value", "period")
+            .join(wanted, on=KEY, how="inner")
+            .filter(pl.col("period") < pl.col("_until"))
+            .drop("_until")
             for level in LEVELS
         )
         query_part = queries.join(
@@ -220,23 +218,50 @@ class UnitValueReference:
         )
         return _widen(scored.collect(engine=ENGINE).lazy()).collect(engine=ENGINE).lazy()
 
-    def _choose_levels(self, past: pl.LazyFrame, queries: pl.LazyFrame) -> pl.LazyFrame:
+    def _past_keyed(self) -> pl.DataFrame:
+        """The past values in long form with their key at every level (memoised: a profile
+        serves many batches)."""
+        if getattr(self, "_past_memo", None) is None:
+            self._past_memo = (
+                _long(self.rows_.lazy(), ["hs_code", "origin_country", "period"])
+                .select(
+                    "metric",
+                    "period",
+                    "value",
+                    *(reference_key(level).alias(f"_key{level}") for level in LEVELS),
+                )
+                .collect(engine=ENGINE)
+            )
+        return self._past_memo
+
+    def _level_counts(self) -> pl.DataFrame:
+        """Past rows per key, cumulated over periods (memoised)."""
+        if getattr(self, "_counts_memo", None) is None:
+            past = self._past_keyed().lazy()
+            self._counts_memo = (
+                pl.concat(
+                    past.group_by(pl.col(f"_key{level}").alias(KEY), "period").agg(
+                        pl.len().cast(pl.Int64).alias("n")
+                    )
+                    for level in LEVELS
+                )
+                .drop_nulls(KEY)
+                .sort(KEY, "period")
+                .with_columns(
+                    _grouped_cum_sum(
+                        pl.col("n"), pl.col(KEY) != pl.col(KEY).shift(1, fill_value=-1)
+                    )
+                )
+                .select(KEY, pl.col("period").alias("query_period"), "n")
+                .sort("query_period")
+                .collect(engine=ENGINE)
+            )
+        return self._counts_memo
+
+    def _choose_levels(self, queries: pl.LazyFrame) -> pl.LazyFrame:
         """Per (metric, HS code, origin, query period): the finest level with at least
         ``min_rows`` past rows, its key (``ref_key``) and its number of past rows ``n``."""
-        counts = (
-            pl.concat(
-                past.group_by(reference_key(level).alias(KEY), "period").agg(
-                    pl.len().cast(pl.Int64).alias("n")
-                )
-                for level in LEVELS
-            )
-            .sort(KEY, "period")
-            .with_columns(
-                _grouped_cum_sum(pl.col("n"), pl.col(KEY) != pl.col(KEY).shift(1, fill_value=-1))
-            )
-            .select(KEY, pl.col("period").alias("query_period"), "n")
-            .sort("query_period")
-        )
+        counts = self._level_counts().lazy()
         asked = (
             queries.select("metric", "hs_code", "origin_country", "query_period")
             .unique()
