@@ -140,6 +140,8 @@ class UnitValueReference:
         )
         if self.valid_from_ is not None:
             rows = rows.with_columns(_refuse_other_periods(self.valid_from_))
+        if not self.periods_:  # fitted on nothing: no row has a reference
+            return pl.LazyFrame(schema=result_schema())
         queries = (
             _long(rows, ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"])
             .collect(engine=ENGINE)
@@ -340,6 +342,17 @@ def _widen(scored: pl.LazyFrame) -> pl.LazyFrame:
             coalesce=True,
         )
     return frame
+
+
+def result_schema() -> dict[str, pl.DataType]:
+    """Columns and types of ``UnitValueReference.transform``'s result."""
+    schema: dict[str, pl.DataType] = {"declaration_id": pl.String(), "item_no": pl.Int32()}
+    for metric in METRICS:
+        schema[f"{metric}_log_ratio"] = pl.Float64()
+        schema[f"{metric}_position"] = pl.Float64()
+        schema[f"{metric}_reference_level"] = pl.Int32()
+        schema[f"{metric}_reference_rows"] = pl.Int64()
+    return schema
 
 
 def _renamed(metric: str) -> list[pl.Expr]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -191,3 +192,42 @@ def test_profile_mode_equals_history_mode_on_generated_traffic(tmp_path: Path) -
     assert history["importer_inspections"].sum() > 0
     assert history["unit_value_kg_log_ratio"].null_count() < history.height
     assert_frame_equal(scored, history, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_empty_input_gives_an_empty_frame_of_the_same_columns() -> None:
+    from risk.schemas import DeclarationItem, InspectionOutcome, empty
+
+    features = build_features(
+        empty(DeclarationItem).lazy(), empty(InspectionOutcome).lazy()
+    ).collect()
+    assert features.height == 0
+    assert features.columns == [*KEYS, "truck_id", "crossing", "declared_at", "trip_id",
+                                *FEATURE_COLUMNS]  # fmt: skip
+
+
+def test_extra_input_columns_are_ignored(traffic: Traffic) -> None:
+    noisy = traffic.declarations.with_columns(
+        pl.lit(["odd_weight"]).alias("soft_flags"), pl.lit("x").alias("src_note")
+    )
+    plain = _history(traffic)
+    assert_frame_equal(
+        _history(Traffic(noisy, traffic.outcomes, traffic.arrivals)), plain, rel_tol=1e-12
+    )
+
+
+def test_profile_save_replaces_and_load_checks_the_polars_version(
+    traffic: Traffic, tmp_path: Path
+) -> None:
+    cutoff = datetime(2024, 1, 20)
+    profiles = materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff)
+    folder = profiles.save(tmp_path / "profile")
+    profiles.save(folder)  # saving again replaces the folder whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profile"]
+    loaded = EntityProfiles.load(folder)
+    assert loaded.cutoff == cutoff
+    assert loaded.pending_items.equals(profiles.pending_items)
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    meta["polars_version"] = "0.0.1"
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ValueError, match="materialise the profile again"):
+        EntityProfiles.load(folder)
