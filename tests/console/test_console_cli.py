@@ -118,3 +118,23 @@ def test_console_command_refuses_a_default_secret_with_one_line(
     result = runner.invoke(app, ["console", "--port", "8765"])
     assert result.exit_code == 2
     assert "RISK_SECRET_KEY" in result.output
+
+
+def test_users_add_prompts_twice_for_the_password(database: str) -> None:
+    result = runner.invoke(
+        app,
+        ["users", "add", "s.ivanov", "--role", "officer"],
+        input="long enough password\nlong enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "user s.ivanov (officer) added" in result.output
+    assert "long enough password" not in result.output
+
+
+def test_publish_names_a_missing_scores_file_in_one_line(database: str, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["publish", str(tmp_path / "nowhere.parquet"), "-d", str(tmp_path / "d.parquet")]
+    )
+    assert result.exit_code == 2
+    assert "nowhere.parquet not found (written by `risk score`)" in result.output
+    assert result.output.count("\n") == 1

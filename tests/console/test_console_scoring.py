@@ -51,9 +51,9 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
         TrafficConfig(
             seed=11,
             as_of=dt.date(2026, 10, 20),
-            history_days=60,
-            history_items=8000,
-            queue_trucks=60,
+            history_days=45,
+            history_items=4000,
+            queue_trucks=40,
         )
     )
     write_traffic(traffic, root / "traffic")
@@ -66,7 +66,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
         warnings.simplefilter("ignore")
         result = train(
             TrainJob(data_dir=root / "traffic" / "history"),
-            LightGBMParams(num_boost_round=40, early_stopping_rounds=10, num_threads=2),
+            LightGBMParams(num_boost_round=20, early_stopping_rounds=5, num_threads=2),
             settings=settings,
         )
         promote(result.model_name)
