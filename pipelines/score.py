@@ -192,6 +192,7 @@ def scoring_profiles(profiles: EntityProfiles) -> EntityProfiles:
 
 
 ROW = "_row"
+_NO_REASONS = pl.lit([], dtype=pl.List(pl.String))
 
 
 def compute_features(
@@ -342,27 +343,27 @@ def aggregate_trucks(items: pl.DataFrame) -> pl.DataFrame:
     ``draw_key`` (truck, crossing, first declaration) seeds the random-share draw, so that a
     truck's next trip gets a fresh draw.
     """
-    return (
-        items.group_by(TRUCK, maintain_order=True)
-        .agg(
-            pl.col("truck_id").first(),
-            pl.concat_str(
-                pl.col("truck_key").first(),
-                pl.col("crossing").first(),
-                pl.col("declaration_id").min(),
-                separator="|",
-            ).alias("draw_key"),
-            pl.col("declared_at").min().alias("first_declared_at"),
-            pl.col("declaration_id").n_unique().cast(pl.Int64).alias("n_declarations"),
-            pl.len().cast(pl.Int64).alias("n_items"),
-            _any_wrong().alias("risk"),
-            pl.col("duty_at_risk_usd").sum(),
-            pl.col("risk").max().alias("max_item_risk"),
-            *truck_rule_aggregations(),
-        )
-        .with_columns(truck_rule_columns())
-        .drop(RULE_HELPERS)
+    ruled = items.get_column("rule_lane").null_count() < items.height
+    trucks = items.group_by(TRUCK, maintain_order=True).agg(
+        pl.col("truck_id").first(),
+        pl.concat_str(
+            pl.col("truck_key").first(),
+            pl.col("crossing").first(),
+            pl.col("declaration_id").min(),
+            separator="|",
+        ).alias("draw_key"),
+        pl.col("declared_at").min().alias("first_declared_at"),
+        pl.col("declaration_id").n_unique().cast(pl.Int64).alias("n_declarations"),
+        pl.len().cast(pl.Int64).alias("n_items"),
+        _any_wrong().alias("risk"),
+        pl.col("duty_at_risk_usd").sum(),
+        pl.col("risk").max().alias("max_item_risk"),
+        # Without any rule hit the rule columns are constant: no need to aggregate them.
+        *(truck_rule_aggregations() if ruled else []),
     )
+    if ruled:
+        return trucks.with_columns(truck_rule_columns()).drop(RULE_HELPERS)
+    return trucks.with_columns(rule_lane=pl.lit(None, dtype=pl.String), rule_reasons=_NO_REASONS)
 
 
 def explain(
@@ -505,7 +506,6 @@ def random_shares(
     return {name: capacity.for_crossing(name).random_share for name in crossings}
 
 
-_NO_REASONS = pl.lit([], dtype=pl.List(pl.String))
 _LANE_OF_TRUCK = ["lane", "selection", "decided_by"]
 
 
