@@ -1,0 +1,211 @@
+"""Features and predictions of a scoring batch: the model's inputs built once, read once.
+
+``compute_features`` builds the model's features over a whole batch from the entity profiles
+(scoring-time edges: ``as_of_cutoff``, ``LatestReference``), ``predict_matrix`` turns them
+into calibrated risk and expected duty at risk. ``Scorer`` says what scoring needs of a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from risk.schemas import InspectionOutcome, empty
+
+if TYPE_CHECKING:
+    from features.config import FeatureConfig
+    from features.profiles import EntityProfiles
+
+KEYS = ["declaration_id", "item_no"]
+TRUCK = ["truck_key", "crossing"]
+ROW = "_row"
+
+
+class Scorer(Protocol):
+    """What batch scoring needs of a trained model (``experiments.registry.load_scorer``)."""
+
+    model_version: str
+    run_id: str
+    feature_names: Sequence[str]
+    feature_config: FeatureConfig
+    profiles: EntityProfiles | None
+
+    def predict_risk(self, matrix: np.ndarray) -> np.ndarray:
+        """Calibrated probability of a violation per row of the feature matrix."""
+        ...
+
+    def expected_duty(self, features: pl.DataFrame, risk: np.ndarray) -> np.ndarray:
+        """Expected duty at risk (USD) per row."""
+        ...
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """SHAP contributions per row and feature (log-odds), without the bias column."""
+        ...
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """Phase 1 of one batch: scored items, with the features kept for the reasons phase."""
+
+    items: pl.DataFrame
+    features: pl.DataFrame  # ROW (the item's row in ``items``), the model's features
+    feature_rows: np.ndarray  # for each row of ``items``, its row in ``features``
+    raw: pl.DataFrame  # the source columns of categorical features, to show their values
+    model_version: str
+    run_id: str
+
+    def feature_frame(self, rows: np.ndarray) -> pl.DataFrame:
+        """The features of the given rows of ``items``, in that order."""
+        return self.features[self.feature_rows[rows]]
+
+
+def as_polars(batch: pa.Table | pl.DataFrame) -> pl.DataFrame:
+    """A Polars frame from an Arrow table or a Polars frame (no copy where possible)."""
+    if isinstance(batch, pl.DataFrame):
+        return batch
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def as_of_cutoff(declarations: pl.DataFrame, profiles: EntityProfiles) -> pl.DataFrame:
+    """Declarations filed before the profile's cut-off, moved to the cut-off.
+
+    Entity profiles answer for declarations from their cut-off on, which keeps training-time
+    features free of look-ahead. Scoring is another matter: whatever is known now may be used.
+    A queue holds papers lodged hours before the model's cut-off; they are scored with what
+    was known at the cut-off (more, not less, than at their filing). Later rows are untouched.
+    """
+    cutoff = pl.lit(profiles.cutoff, dtype=pl.Datetime("us"))
+    return declarations.with_columns(pl.col("declared_at").clip(lower_bound=cutoff))
+
+
+@dataclass(frozen=True)
+class LatestReference:
+    """A profile's price reference, serving rows of later periods as of its own period.
+
+    A profile keeps the price reference of its cut-off's period and refuses rows of later
+    periods, whose history-mode reference would include months it never saw. At scoring time
+    the latest reference there is is the right one, so rows of later periods are looked up as
+    of the last instant of the profile's period; only the reference sees that date, the
+    entity history keeps every row's own time.
+    """
+
+    reference: Any
+    latest: datetime
+
+    def transform(self, items: pl.LazyFrame) -> pl.LazyFrame:
+        latest = pl.lit(self.latest, dtype=pl.Datetime("us"))
+        return self.reference.transform(
+            items.with_columns(pl.col("declared_at").clip(upper_bound=latest))
+        )
+
+
+def scoring_profiles(profiles: EntityProfiles) -> EntityProfiles:
+    """The profile with its price reference wrapped in ``LatestReference``."""
+    reference = profiles.reference
+    start = getattr(reference, "valid_from_", None)
+    if start is None or isinstance(reference, LatestReference):
+        return profiles
+    latest = pl.select(
+        pl.lit(start, dtype=pl.Datetime("us"))
+        .dt.offset_by(profiles.config.reference_period)
+        .dt.offset_by("-1us")
+    ).item()
+    return dataclasses.replace(profiles, reference=LatestReference(reference, latest))
+
+
+def compute_features(
+    declarations: pl.DataFrame,
+    scorer: Scorer,
+    *,
+    profiles: EntityProfiles | None = None,
+    arrivals: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The model's features of every item, with ``ROW``, the item's row in ``declarations``.
+
+    The rows come in whatever order the feature pipeline produced them: reordering a
+    hundred-column frame costs more than the rest of scoring bar the model, so the scores
+    are put back in order instead (a gather on one column). Entity history counts the batch's
+    own earlier declarations too, so features are computed over a whole batch at once, never
+    per partition of it. Items outside the time the entity profile serves are scored as of
+    its edges (``as_of_cutoff``, ``scoring_profiles``).
+    """
+    from features.pipeline import build_features
+
+    past = profiles if profiles is not None else scorer.profiles
+    if past is not None:
+        declarations_then = as_of_cutoff(declarations, past)
+        past = scoring_profiles(past)
+    else:
+        declarations_then = declarations
+    frame = build_features(
+        declarations_then.lazy(),
+        empty(InspectionOutcome).lazy(),
+        profiles=past,
+        config=scorer.feature_config,
+        arrivals=arrivals.lazy() if arrivals is not None else None,
+    ).collect()
+    order = declarations.select(KEYS).with_row_index(ROW)
+    rows = frame.select(KEYS).join(order, on=KEYS, how="left", maintain_order="left")
+    if rows.get_column(ROW).null_count() or frame.height != declarations.height:
+        raise ValueError(
+            f"features for {frame.height} items, batch has {declarations.height}: "
+            "duplicate (declaration_id, item_no) keys?"
+        )
+    return frame.select(scorer.feature_names).with_columns(rows.get_column(ROW))
+
+
+def take_features(features: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """The features of the given batch rows, in that order, renumbered 0..len(rows)-1."""
+    position = inverse_rows(features.get_column(ROW).to_numpy(), features.height)
+    return features[position[rows]].with_columns(
+        pl.Series(ROW, np.arange(len(rows)), dtype=pl.UInt32)
+    )
+
+
+def inverse_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """For each of ``n`` positions, where it sits in ``rows`` (a permutation of 0..n-1)."""
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[rows] = np.arange(len(rows))
+    return inverse
+
+
+def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Float32 matrix of the named columns, nulls as NaN (what LightGBM reads as missing)."""
+    return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
+
+
+def predict_matrix(
+    scorer: Scorer, features: pl.DataFrame, matrix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated risk and expected duty at risk per row of ``matrix`` (built once).
+
+    The project's scorer (``experiments.scorer.Scorer``) maps categorical codes to the dense
+    indices its boosters were trained on; doing that once and letting the classifier and the
+    duty regressor read the same matrix saves a rebuild and a remap of the whole matrix. This
+    mirrors ``Scorer.predict_risk`` and ``Scorer.expected_duty`` exactly (a test holds them
+    equal); any other scorer is asked through the protocol.
+    """
+    booster = getattr(scorer, "booster", None)
+    calibrator = getattr(scorer, "calibrator", None)
+    categories = getattr(scorer, "categories", None)
+    if booster is None or calibrator is None or categories is None or not len(matrix):
+        risk = np.asarray(scorer.predict_risk(matrix), dtype=np.float64)
+        return risk, np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
+    threads = getattr(scorer, "num_threads", 0)
+    dense = categories.transform(matrix)
+    risk = np.asarray(calibrator.predict(booster.predict(dense, num_threads=threads)))
+    duty_booster = getattr(scorer, "duty_booster", None)
+    if duty_booster is not None:
+        duty_if_wrong = np.clip(duty_booster.predict(dense, num_threads=threads), 0.0, None)
+    else:
+        duty_if_wrong = np.asarray(scorer.expected_duty(features, np.ones(len(risk))))
+    return risk, risk * np.asarray(duty_if_wrong, dtype=np.float64)

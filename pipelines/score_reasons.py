@@ -1,0 +1,191 @@
+"""Reasons of a scoring batch: SHAP contributions of the trucks officers will see, in words.
+
+SHAP (``pred_contrib=True``) costs about a hundred predictions per row, so it runs only for
+the items of trucks that end red or yellow, and per truck only for its riskiest items (one by
+default: it dominates the truck's risk). The contributions become sentences through the
+feature catalogue (``risk.reasons``); a truck's hard rule or random selection is stated first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
+import polars as pl
+
+from pipelines.score_features import KEYS, TRUCK, ItemScores, Scorer, feature_matrix
+from risk.lanes import CapacityConfig
+from risk.reasons import (
+    Contribution,
+    ReasonTemplate,
+    item_contributions,
+    reason_texts,
+    select,
+    top_positive,
+)
+
+REASON_LANES = ("red", "yellow")
+# SHAP for the riskiest item of each red or yellow truck: it dominates the truck's risk, and
+# one explained row per truck keeps a 7,000-truck queue's reasons within seconds.
+MAX_ITEMS_EXPLAINED = 1
+RANDOM_REASON = {
+    "en": "Random selection: the mandatory {share} share inspected whatever the score",
+    "ru": "Случайный отбор: обязательная доля {share} проверяется независимо от оценки",
+}
+# Categorical features reach the model as integer codes; an officer reads the value itself.
+CATEGORICAL_SOURCES = {
+    "origin_country_code": pl.col("origin_country"),
+    "dispatch_country_code": pl.col("dispatch_country"),
+    "destination_country_code": pl.col("destination_country"),
+    "procedure_code": pl.col("procedure").cast(pl.String),
+    "hs_chapter_code": pl.col("hs_code").str.slice(0, 2),
+    "crossing_code": pl.col("crossing"),
+}
+CATEGORICAL_SOURCE_COLUMNS = (
+    "origin_country",
+    "dispatch_country",
+    "destination_country",
+    "procedure",
+    "hs_code",
+    "crossing",
+)
+
+
+def explain(
+    scored: ItemScores,
+    trucks: pl.DataFrame,
+    scorer: Scorer,
+    *,
+    reasons_for: Collection[str] = REASON_LANES,
+    max_items_explained: int = MAX_ITEMS_EXPLAINED,
+    random_share: Mapping[str | None, float] | None = None,
+    lang: str = "en",
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Phase 4: reasons per item, declaration and truck for trucks in ``reasons_for`` lanes.
+
+    ``trucks`` carries the lanes (``truck_key``, ``crossing``, ``lane``, ``selection``,
+    ``rule_reasons``). Returns three frames keyed by (``declaration_id``, ``item_no``),
+    ``declaration_id`` and (``truck_key``, ``crossing``), each with ``reasons`` and
+    ``reason_features``; only rows that have reasons appear.
+
+    A random pick's reason is its selection: the model did not choose it, and the random
+    share grows with the queue (3% of a million-item day is thousands of trucks), so its
+    items get no SHAP row.
+    """
+    items = scored.items
+    flagged = trucks.filter(pl.col("lane").is_in(list(reasons_for)))
+    explained = (
+        items.with_row_index("_row")
+        .join(flagged.filter(pl.col("selection") != "random").select(TRUCK), on=TRUCK, how="semi")
+        .sort([*TRUCK, "risk", "_row"], descending=[False, False, True, False])
+        .filter(pl.int_range(pl.len()).over(TRUCK) < max_items_explained)
+        .sort("_row")
+    )
+    rows = explained.get_column("_row").to_numpy()
+    names = list(scorer.feature_names)
+    if len(rows):
+        matrix = feature_matrix(scored.feature_frame(rows), names)
+        contrib = np.asarray(scorer.contributions(matrix))
+    else:
+        contrib = np.empty((0, len(names)))
+    top, _ = top_positive(contrib)
+    needed = [names[j] for j in np.unique(top[top >= 0])]
+    values = _display_values(scored, rows, needed)
+    per_item = item_contributions(contrib, names, values)
+    templates = _templates(needed)
+
+    item_reasons: list[list[str]] = []
+    item_features: list[list[str]] = []
+    by_declaration: dict[str, list[Contribution]] = {}
+    by_truck: dict[tuple[str, str], list[Contribution]] = {}
+    for (declaration_id, key, crossing, rule_reason), contributions in zip(
+        explained.select("declaration_id", *TRUCK, "rule_reason").iter_rows(),
+        per_item,
+        strict=True,
+    ):
+        chosen = select(contributions)
+        texts = reason_texts(chosen, templates, lang)
+        item_reasons.append([rule_reason, *texts][:5] if rule_reason is not None else texts)
+        item_features.append([c.feature for c in chosen])
+        by_declaration.setdefault(declaration_id, []).extend(contributions)
+        by_truck.setdefault((key, crossing), []).extend(contributions)
+
+    declaration_reasons: list[list[str]] = []
+    declaration_features: list[list[str]] = []
+    for contributions in by_declaration.values():
+        chosen = select(contributions)
+        declaration_reasons.append(reason_texts(chosen, templates, lang))
+        declaration_features.append([c.feature for c in chosen])
+
+    share = random_share or {}
+    truck_reasons: list[list[str]] = []
+    truck_features: list[list[str]] = []
+    for key, crossing, selection, rule_reasons in flagged.select(
+        *TRUCK, "selection", "rule_reasons"
+    ).iter_rows():
+        chosen = select(by_truck.get((key, crossing), []))
+        lead = list(rule_reasons or [])
+        if selection == "random":
+            lead.append(_random_reason(share.get(crossing, 0.03), lang))
+        truck_reasons.append([*lead, *reason_texts(chosen, templates, lang)][: max(5, len(lead))])
+        truck_features.append([c.feature for c in chosen])
+
+    def reasons(
+        frame: pl.DataFrame, texts: list[list[str]], names: list[list[str]]
+    ) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.Series("reasons", texts, dtype=pl.List(pl.String)),
+            pl.Series("reason_features", names, dtype=pl.List(pl.String)),
+        )
+
+    declaration_ids = pl.DataFrame(
+        {"declaration_id": list(by_declaration)}, schema={"declaration_id": pl.String}
+    )
+    return (
+        reasons(explained.select(KEYS), item_reasons, item_features),
+        reasons(declaration_ids, declaration_reasons, declaration_features),
+        reasons(flagged.select(TRUCK), truck_reasons, truck_features),
+    )
+
+
+def _random_reason(share: float, lang: str) -> str:
+    return RANDOM_REASON.get(lang, RANDOM_REASON["en"]).format(share=f"{share:.0%}")
+
+
+def _templates(names: Sequence[str]) -> dict[str, ReasonTemplate]:
+    from features.catalog import entry_for
+
+    templates = {}
+    for name in names:
+        try:
+            entry = entry_for(name)
+        except KeyError:
+            continue
+        templates[name] = ReasonTemplate(en=entry.reason_en, ru=entry.reason_ru)
+    return templates
+
+
+def _display_values(
+    scored: ItemScores, rows: np.ndarray, names: Sequence[str]
+) -> dict[str, list[object]]:
+    """The values an officer reads behind each reason: categoricals decoded to their text."""
+    if not len(rows) or not names:
+        return {}
+    picked = scored.feature_frame(rows).select(names)
+    raw = scored.raw[rows]
+    values: dict[str, list[object]] = {}
+    for name in names:
+        if name in CATEGORICAL_SOURCES:
+            values[name] = raw.select(CATEGORICAL_SOURCES[name]).to_series().to_list()
+        elif name.endswith("_code") and name[: -len("_code")] in raw.columns:
+            values[name] = raw.get_column(name[: -len("_code")]).cast(pl.String).to_list()
+        else:
+            values[name] = picked.get_column(name).to_list()
+    return values
+
+
+def random_shares(
+    capacity: CapacityConfig, crossings: Sequence[str | None]
+) -> dict[str | None, float]:
+    """The random share in force at each crossing, for the reason text."""
+    return {name: capacity.for_crossing(name).random_share for name in crossings}
