@@ -90,8 +90,7 @@ class ScoringService:
                         self._scorer = cast("Scorer", load_scorer(uri))
                     except RiskError as error:
                         raise ModelUnavailableError(
-                            f"{error} (train one with `risk train`, promote it with "
-                            "`risk promote`)"
+                            f"{error} (train one with `risk train`, promote it with `risk promote`)"
                         ) from error
         scorer = self._scorer
         assert scorer is not None
