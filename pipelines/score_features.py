@@ -33,7 +33,7 @@ class Scorer(Protocol):
 
     model_version: str
     run_id: str
-    feature_names: Sequence[str]
+    feature_names: list[str]
     feature_config: FeatureConfig
     profiles: EntityProfiles | None
 
@@ -119,7 +119,9 @@ def scoring_profiles(profiles: EntityProfiles) -> EntityProfiles:
         .dt.offset_by(profiles.config.reference_period)
         .dt.offset_by("-1us")
     ).item()
-    return dataclasses.replace(profiles, reference=LatestReference(reference, latest))
+    # Duck-typed: in profile mode the feature pipeline only calls ``reference.transform``.
+    wrapped = LatestReference(reference, latest)
+    return dataclasses.replace(profiles, reference=wrapped)  # type: ignore[arg-type]
 
 
 def compute_features(

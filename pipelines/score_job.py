@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
@@ -22,6 +22,9 @@ from risk.atomic import atomic_path
 from risk.errors import InputError, RiskError
 from risk.lanes import CapacityConfig, load_capacity
 from risk.rules import RuleSet, load_rules
+
+if TYPE_CHECKING:
+    from features.profiles import EntityProfiles
 
 OutputFormat = Literal["parquet", "csv"]
 LIST_SEPARATOR = " | "
@@ -217,7 +220,7 @@ def _read_arrivals(path: str | Path | None) -> pl.DataFrame | None:
         raise InputError(f"arrivals file {source} is not TruckArrival Parquet: {exc}") from exc
 
 
-def _load_profiles(path: str | Path | None) -> object | None:
+def _load_profiles(path: str | Path | None) -> EntityProfiles | None:
     if path is None:
         return None
     from features.profiles import EntityProfiles

@@ -144,20 +144,12 @@ def item_rule_columns(rules: RuleSet, *, lang: str = "en") -> list[pl.Expr]:
             pl.lit(None, dtype=pl.String).alias("rule_lane"),
             pl.lit(None, dtype=pl.String).alias("rule_reason"),
         ]
-    lane: pl.Expr | pl.When | pl.Then | None = None
-    reason: pl.Expr | pl.When | pl.Then | None = None
-    for rule in ordered:
-        hit = rule.matches()
-        if lane is None:
-            lane = pl.when(hit).then(pl.lit(rule.lane))
-            reason = pl.when(hit).then(pl.lit(rule.reason(lang)))
-        else:
-            lane = lane.when(hit).then(pl.lit(rule.lane))  # type: ignore[union-attr]
-            reason = reason.when(hit).then(pl.lit(rule.reason(lang)))  # type: ignore[union-attr]
-    assert lane is not None and reason is not None
+    # A when/then per rule is null where the rule does not match: the first non-null wins.
+    lanes = [pl.when(rule.matches()).then(pl.lit(rule.lane)) for rule in ordered]
+    reasons = [pl.when(rule.matches()).then(pl.lit(rule.reason(lang))) for rule in ordered]
     return [
-        lane.otherwise(pl.lit(None, dtype=pl.String)).alias("rule_lane"),  # type: ignore[union-attr]
-        reason.otherwise(pl.lit(None, dtype=pl.String)).alias("rule_reason"),  # type: ignore[union-attr]
+        pl.coalesce(lanes).cast(pl.String).alias("rule_lane"),
+        pl.coalesce(reasons).cast(pl.String).alias("rule_reason"),
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -182,7 +182,7 @@ def run(
     }
 
 
-def _manifest(folder: Path) -> dict[str, object]:
+def _manifest(folder: Path) -> dict[str, Any]:
     """The generator's config (detection rates, old rules), if the manifest is there."""
     path = folder / "manifest.json"
     if not path.is_file():
