@@ -173,6 +173,8 @@ def main() -> None:
     import httpx
 
     args.workdir.mkdir(parents=True, exist_ok=True)
+    # MLflow puts a SQLite store's artifacts under ./mlruns: keep them in the work folder.
+    os.chdir(args.workdir)
     traffic, version = _champion(args.workdir)
     database_url, token = _console_store(args.workdir, traffic)
     body = _request_body(traffic, args.items)

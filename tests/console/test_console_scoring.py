@@ -5,6 +5,7 @@ batch path: `risk score`'s files published with `risk publish`."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,17 +60,23 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     write_traffic(traffic, root / "traffic")
     settings = Settings(data_dir=root, mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     settings.configure_mlflow()
-    with warnings.catch_warnings():
-        # MLflow 3.17 warns from inside while logging a pyfunc model under pandas 3 and
-        # SQLAlchemy 2.1 (type-hint inference, deprecations in its input-example code). Only
-        # this set-up call is silenced: the model is the console's input here, not its subject.
-        warnings.simplefilter("ignore")
-        result = train(
-            TrainJob(data_dir=root / "traffic" / "history"),
-            LightGBMParams(num_boost_round=20, early_stopping_rounds=5, num_threads=2),
-            settings=settings,
-        )
-        promote(result.model_name)
+    here = Path.cwd()
+    # MLflow puts a SQLite store's artifacts under ./mlruns: keep them in the temporary folder.
+    os.chdir(root)
+    try:
+        with warnings.catch_warnings():
+            # MLflow 3.17 warns from inside while logging a pyfunc model under pandas 3 and
+            # SQLAlchemy 2.1 (type-hint inference, deprecations in its input-example code).
+            # Only this set-up is silenced: the model is the console's input, not its subject.
+            warnings.simplefilter("ignore")
+            result = train(
+                TrainJob(data_dir=root / "traffic" / "history"),
+                LightGBMParams(num_boost_round=20, early_stopping_rounds=5, num_threads=2),
+                settings=settings,
+            )
+            promote(result.model_name)
+    finally:
+        os.chdir(here)
     return Champion(
         mlflow_uri=str(settings.mlflow_tracking_uri),
         model_version=f"{result.model_name}/{result.model_version}",
