@@ -18,7 +18,7 @@ from features import behaviour, history, route
 from features.codes import hash_code_expr
 from features.config import FeatureConfig
 from features.history import ENTITIES, EVERYONE, entity_feature_names
-from features.reference import METRICS, UnitValueReference
+from features.reference import ENGINE, METRICS, UnitValueReference
 
 if TYPE_CHECKING:
     from features.profiles import EntityProfiles
@@ -122,7 +122,10 @@ def build_features(
     only outcomes recorded at or after the cut-off are taken from ``outcomes``.
 
     In history mode the price reference is fitted here (one eager pass over ``declarations``);
-    everything else stays lazy. Returns ``declaration_id``, ``item_no``, ``truck_id``,
+    everything else stays lazy. In profile mode the whole result is computed here with the
+    in-memory engine and handed back as a LazyFrame over it: scoring batches are small, and
+    the streaming engine's start-up per plan node costs more than the work on a few trucks.
+    Returns ``declaration_id``, ``item_no``, ``truck_id``,
     ``crossing``, ``declared_at``, ``trip_id`` and ``feature_columns(config)``.
     """
     config = config or FeatureConfig()
@@ -179,4 +182,7 @@ def build_features(
             ),
         )
     )
-    return frame.select(*KEYS, *PASSTHROUGH, *feature_columns(config))
+    result = frame.select(*KEYS, *PASSTHROUGH, *feature_columns(config))
+    if profiles is not None:
+        return result.collect(engine=ENGINE).lazy()
+    return result
