@@ -46,7 +46,7 @@ from pipelines.score_features import (
     compute_features,
     feature_matrix,
     inverse_rows,
-    predict_matrix,
+    predict_features,
     scoring_profiles,
     take_features,
 )
@@ -86,7 +86,7 @@ __all__ = [
     "compute_features",
     "explain",
     "feature_matrix",
-    "predict_matrix",
+    "predict_features",
     "random_shares",
     "score_batch",
     "score_items",
@@ -124,8 +124,7 @@ def score_items(
     declarations = as_polars(batch)
     if features is None:
         features = compute_features(declarations, scorer, profiles=profiles, arrivals=arrivals)
-    matrix = feature_matrix(features, scorer.feature_names)
-    risk_f, duty_f = predict_matrix(scorer, features, matrix)
+    risk_f, duty_f = predict_features(scorer, features)
     # Back from the feature pipeline's row order to the batch's.
     feature_rows = inverse_rows(features.get_column(ROW).to_numpy(), features.height)
     risk = np.clip(risk_f[feature_rows], 0.0, 1.0)

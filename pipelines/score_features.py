@@ -133,12 +133,12 @@ def compute_features(
 ) -> pl.DataFrame:
     """The model's features of every item, with ``ROW``, the item's row in ``declarations``.
 
-    The rows come in whatever order the feature pipeline produced them: reordering a
-    hundred-column frame costs more than the rest of scoring bar the model, so the scores
-    are put back in order instead (a gather on one column). Entity history counts the batch's
-    own earlier declarations too, so features are computed over a whole batch at once, never
-    per partition of it. Items outside the time the entity profile serves are scored as of
-    its edges (``as_of_cutoff``, ``scoring_profiles``).
+    The rows stay in the order the feature pipeline produced them (the batch's, when it keeps
+    it): reordering a hundred-column frame costs more than the rest of scoring bar the model,
+    so the scores are put back in order instead (a gather on one column). Entity history
+    counts the batch's own earlier declarations too, so features are computed over a whole
+    batch at once, never per partition of it. Items outside the time the entity profile
+    serves are scored as of its edges (``as_of_cutoff``, ``scoring_profiles``).
     """
     from features.pipeline import build_features
 
@@ -155,14 +155,20 @@ def compute_features(
         config=scorer.feature_config,
         arrivals=arrivals.lazy() if arrivals is not None else None,
     ).collect()
-    order = declarations.select(KEYS).with_row_index(ROW)
-    rows = frame.select(KEYS).join(order, on=KEYS, how="left", maintain_order="left")
-    if rows.get_column(ROW).null_count() or frame.height != declarations.height:
+    if frame.height != declarations.height:
         raise ValueError(
             f"features for {frame.height} items, batch has {declarations.height}: "
             "duplicate (declaration_id, item_no) keys?"
         )
-    return frame.select(scorer.feature_names).with_columns(rows.get_column(ROW))
+    if frame.select(KEYS).equals(declarations.select(KEYS)):
+        row = pl.int_range(frame.height, dtype=pl.UInt32, eager=True).alias(ROW)
+    else:
+        order = declarations.select(KEYS).with_row_index(ROW)
+        joined = frame.select(KEYS).join(order, on=KEYS, how="left", maintain_order="left")
+        row = joined.get_column(ROW)
+        if row.null_count():
+            raise ValueError("features for items that are not in the batch")
+    return frame.select(scorer.feature_names).with_columns(row)
 
 
 def take_features(features: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
@@ -185,25 +191,47 @@ def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
     return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
 
 
-def predict_matrix(
-    scorer: Scorer, features: pl.DataFrame, matrix: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Calibrated risk and expected duty at risk per row of ``matrix`` (built once).
+def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
+    """The matrix the project's boosters read, built in one pass, row-major; None for a
+    scorer without dense category indices.
 
-    The project's scorer (``experiments.scorer.Scorer``) maps categorical codes to the dense
-    indices its boosters were trained on; doing that once and letting the classifier and the
-    duty regressor read the same matrix saves a rebuild and a remap of the whole matrix. This
-    mirrors ``Scorer.predict_risk`` and ``Scorer.expected_duty`` exactly (a test holds them
-    equal); any other scorer is asked through the protocol.
+    ``experiments.scorer.Scorer`` replaces each categorical code by its position among the
+    codes seen in training (unknown: missing). Doing that in Polars before the one conversion
+    to NumPy, in the row-major order LightGBM reads, spares a copy and a remap of the whole
+    matrix and LightGBM's own reordering copy.
+    """
+    categories = getattr(scorer, "categories", None)
+    codes = getattr(categories, "codes", None)
+    if codes is None:
+        return None
+    columns = []
+    for name in scorer.feature_names:
+        column = pl.col(name).cast(pl.Float64)
+        if name in codes:
+            known = [float(c) for c in codes[name]]
+            column = column.replace_strict(
+                known, list(range(len(known))), default=None, return_dtype=pl.Float64
+            )
+        columns.append(column.cast(pl.Float32).alias(name))
+    return features.select(columns).to_numpy(order="c")
+
+
+def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated risk and expected duty at risk per row of ``features``.
+
+    For the project's scorer the classifier and the duty regressor read one dense matrix
+    (``dense_matrix``); this mirrors ``Scorer.predict_risk`` and ``Scorer.expected_duty``
+    exactly (a test holds them equal). Any other scorer is asked through the protocol.
     """
     booster = getattr(scorer, "booster", None)
     calibrator = getattr(scorer, "calibrator", None)
-    categories = getattr(scorer, "categories", None)
-    if booster is None or calibrator is None or categories is None or not len(matrix):
-        risk = np.asarray(scorer.predict_risk(matrix), dtype=np.float64)
+    dense = dense_matrix(scorer, features) if booster is not None else None
+    if dense is None or calibrator is None or not len(dense):
+        risk = np.asarray(
+            scorer.predict_risk(feature_matrix(features, scorer.feature_names)), dtype=np.float64
+        )
         return risk, np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
     threads = getattr(scorer, "num_threads", 0)
-    dense = categories.transform(matrix)
     risk = np.asarray(calibrator.predict(booster.predict(dense, num_threads=threads)))
     duty_booster = getattr(scorer, "duty_booster", None)
     if duty_booster is not None:

@@ -13,7 +13,7 @@ from pipelines.score import (
     aggregate_trucks,
     compute_features,
     feature_matrix,
-    predict_matrix,
+    predict_features,
     score_batch,
     take_features,
 )
@@ -177,9 +177,14 @@ def test_fast_prediction_equals_the_scorers_own() -> None:
     w = world()
     features = compute_features(w.queue, w.scorer, arrivals=w.arrivals)
     matrix = feature_matrix(features, w.scorer.feature_names)
-    risk, duty = predict_matrix(w.scorer, features, matrix)
+    risk, duty = predict_features(w.scorer, features)
     assert w.scorer.duty_booster is not None
     assert np.array_equal(risk, w.scorer.predict_risk(matrix))
+    shuffled = features.sample(fraction=1.0, shuffle=True, seed=3)
+    again, _ = predict_features(w.scorer, shuffled)
+    assert np.array_equal(
+        again, w.scorer.predict_risk(feature_matrix(shuffled, w.scorer.feature_names))
+    )
     assert np.allclose(duty, w.scorer.expected_duty(features, risk), rtol=1e-12, atol=0)
     assert duty.sum() > 0
 
