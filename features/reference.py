@@ -37,6 +37,10 @@ KEY = "ref_key"
 # Polars' optimizer repeat shared stages many times over. The in-memory engine sorts about three
 # times faster than the streaming one here.
 ENGINE: Final = "in-memory"
+# A compacted reference prepares its look-up snapshot on a batch of at most this many rows.
+SNAPSHOT_BATCH_ROWS = 5_000
+# Up to this many keys a batch's slices of a snapshot table are found by binary search.
+_FEW_KEYS: Final = 256
 ROW_COLUMNS = ["hs_code", "origin_country", "period", *METRICS]
 
 
@@ -142,6 +146,8 @@ class UnitValueReference:
             rows = rows.with_columns(_refuse_other_periods(self.valid_from_))
         if not self.periods_:  # fitted on nothing: no row has a reference
             return pl.LazyFrame(schema=result_schema())
+        if self.valid_from_ is not None and self._serves_from_snapshot(rows):
+            return self._transform_snapshot(rows)
         queries = (
             _long(rows, ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"])
             .collect(engine=ENGINE)
@@ -219,6 +225,134 @@ class UnitValueReference:
             )
         )
         return _widen(scored.collect(engine=ENGINE).lazy()).collect(engine=ENGINE).lazy()
+
+    def _serves_from_snapshot(self, rows: pl.LazyFrame) -> bool:
+        """Whether a compacted reference answers ``rows`` by look-ups in its snapshot: once the
+        snapshot is made, always; before, only for a small batch (scoring a few trucks), which
+        then makes it. A large batch sorts only the keys it needs instead, cheaper than making
+        the snapshot of every key for a single use."""
+        if getattr(self, "_snapshot_memo", None) is not None:
+            return True
+        height = rows.select(pl.len()).collect(engine=ENGINE).item()
+        return height <= SNAPSHOT_BATCH_ROWS
+
+    def _transform_snapshot(self, rows: pl.LazyFrame) -> pl.LazyFrame:
+        """``transform`` of a compacted reference: its one period's reference is fixed, so
+        the count and median of every key and the running count of every past value are
+        prepared once (``_snapshot``, sorted by key) and a batch only looks up the slices of
+        its own keys. The numbers are those of the general path: the same counts, the same
+        two middle values, the same division."""
+        keys, ranks = self._snapshot()
+        queries = (
+            _long(rows, ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"])
+            .with_columns(reference_key(level).alias(f"_key{level}") for level in LEVELS)
+            .collect(engine=ENGINE)
+        )
+        asked = pl.concat([queries.get_column(f"_key{level}") for level in LEVELS])
+        known = _slices(keys, asked.drop_nulls().unique()).lazy()
+        frame = queries.lazy()
+        for level in LEVELS:
+            frame = frame.join(
+                known.rename({KEY: f"_key{level}", "n": f"_n{level}", "median": f"_m{level}"}),
+                on=f"_key{level}",
+                how="left",
+            )
+        enough = [pl.col(f"_n{level}") >= self.min_rows for level in LEVELS]
+
+        def first_enough(column: str) -> pl.Expr:
+            return pl.coalesce(
+                pl.when(ok).then(pl.col(f"{column}{level}"))
+                for level, ok in zip(LEVELS, enough, strict=True)
+            )
+
+        chosen = (
+            frame.select(
+                "declaration_id",
+                "item_no",
+                "metric",
+                "value",
+                pl.coalesce(
+                    pl.when(ok).then(pl.lit(level, dtype=pl.Int8))
+                    for level, ok in zip(LEVELS, enough, strict=True)
+                ).alias("level"),
+                first_enough("_key").alias(KEY),
+                first_enough("_n").alias("n"),
+                first_enough("_m").alias("median"),
+            )
+            .drop_nulls("level")
+            .sort("value")
+            .collect(engine=ENGINE)
+        )
+        below = _slices(ranks, chosen.get_column(KEY).unique()).sort("value")
+        scored = (
+            chosen.lazy()
+            .join_asof(
+                below.lazy(),
+                on="value",
+                by=KEY,
+                strategy="backward",
+                allow_exact_matches=False,
+                check_sortedness=False,
+            )
+            .select(
+                "declaration_id",
+                "item_no",
+                "metric",
+                (pl.col("value") - pl.col("median")).alias("log_ratio"),
+                (pl.col("_below").fill_null(0) / pl.col("n")).alias("position"),
+                "level",
+                "n",
+            )
+        )
+        return _widen(scored.collect(engine=ENGINE).lazy()).collect(engine=ENGINE).lazy()
+
+    def _snapshot(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """For a compacted reference (memoised: a profile serves many batches), both sorted by
+        key: per key at every level, its past rows ``n`` and their ``median``; and per key and
+        distinct past value, ``_below``, the number of past values at or below it, so that an
+        as-of join strictly below a query's value counts the past values under it."""
+        if getattr(self, "_snapshot_memo", None) is None:
+            past = self._past_keyed().lazy().filter(pl.col("period") < self.valid_from_)
+            first_of_group = pl.col(KEY) != pl.col(KEY).shift(1, fill_value=-1)
+            ordered = (
+                pl.concat(
+                    past.select(pl.col(f"_key{level}").alias(KEY), "value") for level in LEVELS
+                )
+                .drop_nulls(KEY)
+                .sort(KEY, "value")
+                .with_columns(
+                    _grouped_cum_sum(pl.repeat(1, pl.len(), dtype=pl.Int64), first_of_group).alias(
+                        "_rank"
+                    )
+                )
+                .collect(engine=ENGINE)
+            )
+            counts = ordered.lazy().group_by(KEY).agg(pl.len().cast(pl.Int64).alias("n"))
+            rank, n = pl.col("_rank"), pl.col("n")
+            keys = (
+                ordered.lazy()
+                .join(counts, on=KEY, how="left")
+                .filter((rank == (n + 1) // 2) | (rank == (n + 2) // 2))
+                .group_by(KEY)
+                .agg(pl.col("n").first(), pl.col("value").mean().alias("median"))
+                .sort(KEY)
+                .collect(engine=ENGINE)
+            )
+            ranks = (
+                ordered.lazy()
+                # The last of equal values in a key carries the count of all of them.
+                .filter(
+                    (pl.col("value") != pl.col("value").shift(-1))
+                    .or_(pl.col(KEY) != pl.col(KEY).shift(-1))
+                    .fill_null(True)
+                )
+                .collect(engine=ENGINE)
+            )
+            self._snapshot_memo = (
+                keys,
+                ranks.select(KEY, "value", pl.col("_rank").alias("_below")),
+            )
+        return self._snapshot_memo
 
     def _past_keyed(self) -> pl.DataFrame:
         """The past values in long form with their key at every level (memoised: a profile
@@ -329,6 +463,23 @@ def _medians(counted: pl.LazyFrame, periods: list[datetime]) -> pl.LazyFrame:
         ).drop_nulls("median")
         for j, start in enumerate(periods)
     )
+
+
+def _slices(table: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
+    """The rows of ``table`` (sorted by ``KEY``) whose key is among ``keys``: a binary search
+    per key instead of a pass over the table."""
+    column = table.get_column(KEY)
+    wanted = keys.cast(column.dtype).sort()
+    if len(wanted) > _FEW_KEYS:  # a large batch: one pass is cheaper than many slices
+        return table.join(wanted.to_frame(KEY).lazy().collect(), on=KEY, how="semi")
+    starts = column.search_sorted(wanted, side="left").to_list()
+    ends = column.search_sorted(wanted, side="right").to_list()
+    parts = [
+        table.slice(start, end - start)
+        for start, end in zip(starts, ends, strict=True)
+        if end > start
+    ]
+    return pl.concat(parts) if parts else table.clear()
 
 
 def _widen(scored: pl.LazyFrame) -> pl.LazyFrame:
