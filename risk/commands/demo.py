@@ -73,6 +73,19 @@ def run(*, fresh: bool = False, retrain: bool = True) -> dict[str, Any]:
     )
     timings["score"] = time.perf_counter() - clock
 
+    clock = _step("publish to the console's store")
+    from risk.commands.publish import publish
+
+    published, _ = publish(
+        settings,
+        scores=summary.outputs["items"],
+        declarations=traffic_dir / "queue" / "declarations.parquet",
+        arrivals=traffic_dir / "queue" / "arrivals.parquet",
+        history=traffic_dir / "history",
+        published_by="risk demo",
+    )
+    timings["publish"] = time.perf_counter() - clock
+
     clock = _step("simulate the crossings")
     from risk.commands.simulate import run as simulate
 
@@ -86,6 +99,10 @@ def run(*, fresh: bool = False, retrain: bool = True) -> dict[str, Any]:
     timings["total"] = time.perf_counter() - started
 
     _report(settings, traffic_dir, traffic_note, model, summary, simulation, timings)
+    typer.echo(f"console      {published.added + published.rescored:,} trucks published to "
+               f"{settings.database_url}")  # fmt: skip
+    typer.echo("  open it:    .venv/bin/risk users add NAME --role officer, then "
+               "RISK_ENV=development .venv/bin/risk console → http://127.0.0.1:8000")  # fmt: skip
     return {"model": model, "summary": summary, "simulation": simulation, "timings": timings}
 
 
@@ -168,7 +185,8 @@ def _report(
     echo("")
     echo(f"greyrisk demo done in {timings['total']:.0f} s "
          f"(traffic {timings['traffic']:.0f} s, train+promote {timings['train_promote']:.0f} s, "
-         f"score {timings['score']:.0f} s, simulate {timings['simulate']:.0f} s)")  # fmt: skip
+         f"score {timings['score']:.0f} s, publish {timings['publish']:.0f} s, "
+         f"simulate {timings['simulate']:.0f} s)")  # fmt: skip
     echo(f"traffic      {traffic_dir}  ({traffic_note})")
     if "run_id" in model:
         test = model.get("metrics", {}).get("test_precision_at_5pct")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from risk.errors import RiskError
-from risk.settings import get_settings
+from risk.settings import Settings, get_settings
 
 
 def command(
@@ -42,29 +42,15 @@ def command(
     ] = None,
 ) -> None:
     """Publish scored trucks (lanes, reasons) into the store the console reads."""
-    from risk import store
-    from risk.store.files import import_history_files, publish_files
-
-    settings = get_settings()
-    url = str(settings.database_url)
     try:
-        settings.ensure_data_dir()
-        store.migrate(url)
-        engine = store.make_engine(url)
-        try:
-            with store.session_factory(engine).begin() as session:
-                summary = publish_files(
-                    session=session,
-                    scores=scores,
-                    declarations=declarations,
-                    arrivals=arrivals,
-                    published_by=f"cli:{getpass.getuser()}",
-                )
-                importers = (
-                    import_history_files(session=session, folder=history) if history else None
-                )
-        finally:
-            engine.dispose()
+        summary, importers = publish(
+            get_settings(),
+            scores=scores,
+            declarations=declarations,
+            arrivals=arrivals,
+            history=history,
+            published_by=f"cli:{getpass.getuser()}",
+        )
     except RiskError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -75,6 +61,38 @@ def command(
     )
     if importers is not None:
         typer.echo(f"track records of {importers:,} importers from {history}")
+
+
+def publish(
+    settings: Settings,
+    *,
+    scores: Path,
+    declarations: Path,
+    arrivals: Path | None,
+    history: Path | None,
+    published_by: str,
+) -> tuple[Any, int | None]:
+    """Migrate the store, publish the scores and (optionally) importers' track records."""
+    from risk import store
+    from risk.store.files import import_history_files, publish_files
+
+    url = str(settings.database_url)
+    settings.ensure_data_dir()
+    store.migrate(url)
+    engine = store.make_engine(url)
+    try:
+        with store.session_factory(engine).begin() as session:
+            summary = publish_files(
+                session=session,
+                scores=scores,
+                declarations=declarations,
+                arrivals=arrivals,
+                published_by=published_by,
+            )
+            importers = import_history_files(session=session, folder=history) if history else None
+    finally:
+        engine.dispose()
+    return summary, importers
 
 
 def export_command(
