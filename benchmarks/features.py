@@ -202,6 +202,8 @@ def _measure(mode: str, folder: str, cutoff: datetime) -> dict[str, Any]:
         stages["score_new_items"] = time.perf_counter() - mark
     total = time.perf_counter() - started
     stages["collect" if mode == "history" else "total"] = total
+    cpu_seconds = _cpu_seconds()
+    truck = _one_truck(mode, declarations, outcomes, arrivals, cutoff, locals().get("profiles"))
     return {
         "mode": mode,
         "seconds": round(total, 3),
@@ -210,8 +212,41 @@ def _measure(mode: str, folder: str, cutoff: datetime) -> dict[str, Any]:
         "columns": features.width,
         "peak_rss_gib": round(_peak_rss_bytes() / 2**30, 3),
         # CPU seconds of the process: on a shared machine wall time also counts others' load.
-        "cpu_seconds": round(_cpu_seconds(), 1),
+        "cpu_seconds": round(cpu_seconds, 1),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        **truck,
+    }
+
+
+def _one_truck(
+    mode: str,
+    declarations: pl.LazyFrame,
+    outcomes: pl.LazyFrame,
+    arrivals: pl.LazyFrame,
+    cutoff: datetime,
+    profiles: Any,
+) -> dict[str, Any]:
+    """Profile mode only: one truck of 5 new items scored the way the console scores it
+    (``collect()`` with the default engine, no new outcomes), first call and median of 21.
+    Not counted in the mode's ``cpu_seconds``."""
+    from features.pipeline import build_features
+
+    if mode != "profile":
+        return {}
+    new = declarations.filter(pl.col("declared_at") >= cutoff).collect()
+    trucks = new.drop_nulls("truck_id").group_by("truck_id").len().filter(pl.col("len") >= 5)
+    small = new.filter(pl.col("truck_id") == trucks.sort("truck_id")["truck_id"][0])
+    small = small.sort("declared_at", "item_no").head(5).lazy()
+    no_outcomes = outcomes.head(0).collect().lazy()
+    readings = arrivals.collect().lazy()
+    walls = []
+    for _ in range(22):
+        mark = time.perf_counter()
+        build_features(small, no_outcomes, profiles=profiles, arrivals=readings).collect()
+        walls.append(time.perf_counter() - mark)
+    return {
+        "truck_first_call_s": round(walls[0], 3),
+        "truck_median_ms": round(sorted(walls[1:])[10] * 1000, 1),
     }
 
 
