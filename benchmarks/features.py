@@ -5,7 +5,9 @@ materialises entity profiles at a cut-off two weeks before the end and scores th
 after it (scoring). Each mode runs in a fresh process so that its peak memory (max RSS) is its
 own. Traffic comes from the project's generator (``pipelines.generate``, a year of history);
 ``--source numpy`` draws a harsher variant instead (thousands of random 10-digit HS codes, so
-the price references fall back a lot). The LAST line printed is one JSON object.
+the price references fall back a lot). Profile mode also times one 5-item truck scored the way
+the console scores it (``truck_first_call_s``, ``truck_median_ms``: the first call on a fresh
+profile prepares its price-reference snapshot). The LAST line printed is one JSON object.
 
     .venv/bin/python benchmarks/features.py [--items 1000000] [--seed 1] [--source generator]
 """
