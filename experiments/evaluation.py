@@ -4,7 +4,9 @@ Metrics are computed on every labelled (inspected) item of a period, and again o
 picked by the mandatory random share alone: targeted picks over-represent what earlier rules
 looked for, so only the random share is an unbiased sample of the traffic the model will rank.
 Metric names read ``<period>_<metric>`` and ``<period>_random_<metric>``, for example
-``test_precision_at_5pct`` and ``test_random_precision_at_5pct``.
+``test_precision_at_5pct`` and ``test_random_precision_at_5pct``. ``revenue_at_*`` ranks by
+probability (what precision ranks by); ``duty_ranked_revenue_at_*`` ranks by expected duty at
+risk (probability x predicted duty), the order the lanes are filled in.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from experiments.metrics import CAPACITY_SHARES, capacity_metrics, slice_metrics
+from experiments.metrics import CAPACITY_SHARES, capacity_metrics, revenue_at, slice_metrics
 
 # Fewest labelled random picks before their metrics are worth reporting.
 MIN_RANDOM_ITEMS = 30
@@ -45,6 +47,12 @@ def period_metrics(
             duty=rows["duty_usd"].to_numpy() if with_duty else None,
             shares=shares,
         )
+        if with_duty and "expected_duty_usd" in rows.columns:
+            # Lanes are filled by expected duty, not by probability: what that ranking finds.
+            for share in shares:
+                figures[f"duty_ranked_revenue_at_{share * 100:g}pct"] = revenue_at(
+                    rows["duty_usd"].to_numpy(), rows["expected_duty_usd"].to_numpy(), share
+                )
         out.update({f"{prefix}_{k}": v for k, v in figures.items() if not math.isnan(v)})
     return out
 

@@ -87,12 +87,12 @@ def _log_plots(fitted: Fitted, eval_split: str) -> None:
         mlflow.log_figure(figure, name)
 
 
-def _input_example(ts: TrainingSet, cutoff_iso: str) -> pl.DataFrame:
+def input_example(declarations: pl.DataFrame, cutoff_iso: str) -> pl.DataFrame:
     """A few real rows moved to the profiles' cut-off, so the bundled profiles accept them."""
     import datetime as dt
 
     cutoff = dt.datetime.fromisoformat(cutoff_iso)
-    return ts.data.declarations.tail(3).with_columns(
+    return declarations.tail(3).with_columns(
         pl.lit(cutoff, dtype=pl.Datetime("us")).alias("declared_at")
     )
 
@@ -206,7 +206,7 @@ def log_into_active_run(
     entries, markdown = _catalog(scorer)
     mlflow.log_dict(entries, "features/catalog.json")
     mlflow.log_text(markdown, "features/catalog.md")
-    example = _input_example(ts, scorer.metadata["profile_cutoff"])
+    example = input_example(ts.data.declarations, scorer.metadata["profile_cutoff"])
     _, model_version = log_model(
         scorer, example, model_name=model_name if job.register_model else None
     )

@@ -25,7 +25,7 @@ from experiments.model import (
     fit_classifier,
     fit_duty_regressor,
 )
-from experiments.scorer import Scorer
+from experiments.scorer import DUTY_AT_STAKE, Scorer
 from experiments.training_set import TrainingSet, build_training_set
 from risk.errors import RiskError
 
@@ -104,9 +104,19 @@ def fit_and_evaluate(ts: TrainingSet, params: LightGBMParams, job: TrainJob) -> 
         held_out.select(pl.col(ts.feature_names).cast(pl.Float32)).to_numpy()
     )
     raw = np.asarray(booster.predict(matrix, num_threads=params.num_threads))
+    risk = calibrator.predict(raw)
+    if duty_booster is not None:
+        duty_if = np.clip(duty_booster.predict(matrix, num_threads=params.num_threads), 0, None)
+    else:
+        stake = held_out[DUTY_AT_STAKE].fill_null(0.0).to_numpy()
+        duty_if = stake * job.evasion_share
     scored = held_out.select(
         *KEYS, "declared_at", "crossing", "hs_chapter", "selection", "label", "duty_usd", "split"
-    ).with_columns(raw_score=pl.Series(raw), risk=pl.Series(calibrator.predict(raw)))
+    ).with_columns(
+        raw_score=pl.Series(raw),
+        risk=pl.Series(risk),
+        expected_duty_usd=pl.Series(risk * np.asarray(duty_if, dtype=np.float64)),
+    )
     metrics: dict[str, float] = {"best_iteration": float(summary["best_iteration"])}
     for period in ("valid", "test"):
         metrics.update(period_metrics(scored, period, with_duty=ts.with_duty))

@@ -10,6 +10,7 @@ version without comparison. ``risk score`` uses ``models:/NAME@champion``.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -66,6 +67,9 @@ def command(
     ] = "",
 ) -> None:
     """Set the 'champion' alias if the candidate beats the champion at the capacity."""
+    # OpenMP threads that spin while waiting slow LightGBM down many times over when other
+    # processes share the cores; sleeping waits cost little when the machine is idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         from experiments.promotion import promote
         from experiments.registry import registered_model_name

@@ -9,6 +9,7 @@ one file is split by time).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -226,6 +227,7 @@ def print_summary(result: TrainResult, tracking_uri: str) -> None:
                 ("P@10%", "precision_at_10pct"),
                 ("R@5%", "recall_at_5pct"),
                 ("revenue@5%", "revenue_at_5pct"),
+                ("revenue@5% by duty", "duty_ranked_revenue_at_5pct"),
                 ("PR-AUC", "pr_auc"),
                 ("ROC-AUC", "roc_auc"),
                 ("Brier", "brier"),
@@ -260,6 +262,9 @@ def command(
     register: RegisterOpt = True,
 ) -> None:
     """Train LightGBM on past inspections (time split, calibration), log and register it."""
+    # OpenMP threads that spin while waiting slow LightGBM down many times over when other
+    # processes share the cores; sleeping waits cost little when the machine is idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         job = build_job(
             sources=sources,

@@ -6,6 +6,7 @@ model (registered like `risk train`'s), the nested runs every trial's params and
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -69,6 +70,9 @@ def command(
     register: RegisterOpt = True,
 ) -> None:
     """Search LightGBM hyperparameters; log every trial and register the best model."""
+    # OpenMP threads that spin while waiting slow LightGBM down many times over when other
+    # processes share the cores; sleeping waits cost little when the machine is idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         job = build_job(
             sources=sources,

@@ -7,6 +7,7 @@ these tests check behaviour and plumbing, not accuracy.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from experiments.train import Fitted, build_scorer, fit_and_evaluate, prepare
 from experiments.training_set import TrainingSet
 from pipelines.generate import Traffic, TrafficConfig, generate_traffic, write_traffic
 from risk.settings import Settings
+
+# Before LightGBM loads: sleeping OpenMP waits keep a shared 2-core machine usable.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FAST = LightGBMParams(num_boost_round=60, early_stopping_rounds=20, num_threads=2)
 
