@@ -30,24 +30,34 @@ class LightGBMParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    learning_rate: float = Field(0.05, gt=0, le=1, description="Shrinkage per boosting round.")
-    num_leaves: int = Field(31, ge=2, le=4096, description="Leaves per tree.")
-    min_data_in_leaf: int = Field(20, ge=1, description="Fewest rows in a leaf.")
-    feature_fraction: float = Field(0.8, gt=0, le=1, description="Features sampled per tree.")
-    bagging_fraction: float = Field(1.0, gt=0, le=1, description="Rows sampled per tree.")
-    bagging_freq: int = Field(0, ge=0, description="Resample rows every k trees (0 = never).")
-    lambda_l1: float = Field(0.0, ge=0, description="L1 regularisation of leaf values.")
-    lambda_l2: float = Field(0.0, ge=0, description="L2 regularisation of leaf values.")
-    min_gain_to_split: float = Field(0.0, ge=0, description="Smallest gain worth a split.")
-    max_bin: int = Field(255, ge=4, le=1023, description="Histogram bins per feature.")
-    cat_smooth: float = Field(10.0, ge=0, description="Smoothing of categorical splits.")
-    scale_pos_weight: float = Field(1.0, gt=0, description="Weight of violations (see above).")
-    num_boost_round: int = Field(2000, ge=1, description="Most boosting rounds.")
-    early_stopping_rounds: int = Field(
-        100, ge=1, description="Stop when validation log-loss has not improved for this many."
+    learning_rate: float = Field(
+        default=0.05, gt=0, le=1, description="Shrinkage per boosting round."
     )
-    num_threads: int = Field(2, ge=0, description="LightGBM threads (0 = all cores).")
-    seed: int = Field(7, ge=0, description="Seed of row/feature sampling.")
+    num_leaves: int = Field(default=31, ge=2, le=4096, description="Leaves per tree.")
+    min_data_in_leaf: int = Field(default=20, ge=1, description="Fewest rows in a leaf.")
+    feature_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="Features sampled per tree."
+    )
+    bagging_fraction: float = Field(default=1.0, gt=0, le=1, description="Rows sampled per tree.")
+    bagging_freq: int = Field(
+        default=0, ge=0, description="Resample rows every k trees (0 = never)."
+    )
+    lambda_l1: float = Field(default=0.0, ge=0, description="L1 regularisation of leaf values.")
+    lambda_l2: float = Field(default=0.0, ge=0, description="L2 regularisation of leaf values.")
+    min_gain_to_split: float = Field(default=0.0, ge=0, description="Smallest gain worth a split.")
+    max_bin: int = Field(default=255, ge=4, le=1023, description="Histogram bins per feature.")
+    cat_smooth: float = Field(default=10.0, ge=0, description="Smoothing of categorical splits.")
+    scale_pos_weight: float = Field(
+        default=1.0, gt=0, description="Weight of violations (see above)."
+    )
+    num_boost_round: int = Field(default=2000, ge=1, description="Most boosting rounds.")
+    early_stopping_rounds: int = Field(
+        default=100,
+        ge=1,
+        description="Stop when validation log-loss has not improved for this many.",
+    )
+    num_threads: int = Field(default=2, ge=0, description="LightGBM threads (0 = all cores).")
+    seed: int = Field(default=7, ge=0, description="Seed of row/feature sampling.")
 
     def booster_params(self) -> dict[str, Any]:
         """The parameters LightGBM's ``train`` takes (rounds and early stopping apart)."""
@@ -75,11 +85,15 @@ class SplitConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    valid_from: dt.datetime | None = Field(None, description="First instant of validation.")
-    test_from: dt.datetime | None = Field(None, description="First instant of the test period.")
-    valid_fraction: float = Field(0.15, gt=0, lt=1, description="Validation share of the span.")
+    valid_from: dt.datetime | None = Field(default=None, description="First instant of validation.")
+    test_from: dt.datetime | None = Field(
+        default=None, description="First instant of the test period."
+    )
+    valid_fraction: float = Field(
+        default=0.15, gt=0, lt=1, description="Validation share of the span."
+    )
     test_fraction: float = Field(
-        0.15, ge=0, lt=1, description="Test share of the span (0 = no test period)."
+        default=0.15, ge=0, lt=1, description="Test share of the span (0 = no test period)."
     )
 
     @model_validator(mode="after")
@@ -100,52 +114,66 @@ class TrainJob(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     profile: str = Field(
-        CANONICAL_PROFILE, description="Source profile of the inputs; 'canonical' = our files."
+        default=CANONICAL_PROFILE,
+        description="Source profile of the inputs; 'canonical' = our files.",
     )
     sources: tuple[Path, ...] = Field(
-        (), description="Source files read through the profile (train [, validation])."
+        default=(), description="Source files read through the profile (train [, validation])."
     )
     data_dir: Path | None = Field(
-        None,
+        default=None,
         description="Folder with canonical declarations/outcomes[/arrivals].parquet; "
         "default <data dir>/traffic/history.",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
     ipw: bool = Field(
-        False, description="Weight inspected rows by 1 / P(inspected | stratum) when training."
+        default=False,
+        description="Weight inspected rows by 1 / P(inspected | stratum) when training.",
     )
     ipw_strata: tuple[str, ...] = Field(
-        ("crossing", "hs_chapter", "origin_country"),
+        default=("crossing", "hs_chapter", "origin_country"),
         description="Columns whose combinations estimate the inspection propensity.",
     )
     ipw_prior_strength: float = Field(
-        20.0, gt=0, description="Pseudo-items pulling a stratum's rate to the overall rate."
+        default=20.0, gt=0, description="Pseudo-items pulling a stratum's rate to the overall rate."
     )
-    ipw_max_weight: float = Field(50.0, ge=1, description="Cap on one row's weight.")
-    calibration: CalibrationMethod = Field("isotonic", description="How scores are calibrated.")
+    ipw_max_weight: float = Field(default=50.0, ge=1, description="Cap on one row's weight.")
+    calibration: CalibrationMethod = Field(
+        default="isotonic", description="How scores are calibrated."
+    )
     duty_model: DutyModel = Field(
-        "auto",
+        default="auto",
         description="'regressor': LightGBM (gamma) on the extra duty of violations; 'stake': "
         "duty at stake x evasion_share; 'auto': the regressor when enough duty labels exist.",
     )
     duty_min_labels: int = Field(
-        200, ge=10, description="Violations with a duty needed before 'auto' uses a regressor."
+        default=200,
+        ge=10,
+        description="Violations with a duty needed before 'auto' uses a regressor.",
     )
     evasion_share: float = Field(
-        0.3, gt=0, le=1, description="Share of the duty at stake evaded when a duty is unknown."
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Share of the duty at stake evaded when a duty is unknown.",
     )
-    duty_rounds: int = Field(300, ge=1, description="Boosting rounds of the duty regressor.")
+    duty_rounds: int = Field(
+        default=300, ge=1, description="Boosting rounds of the duty regressor."
+    )
     capacity: float = Field(
-        0.05, gt=0, le=1, description="Inspection capacity share that promotion compares at."
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Inspection capacity share that promotion compares at.",
     )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     exclude_features: tuple[str, ...] = Field(
-        (),
+        default=(),
         description="Shell-style patterns of features the model leaves out, e.g. "
         "'*_declarations' (cumulative counts grow with time and shift between periods).",
     )
     monotone_decreasing: tuple[str, ...] = Field(
-        (
+        default=(
             "unit_value_kg_log_ratio",
             "unit_value_kg_position",
             "unit_value_unit_log_ratio",
@@ -155,15 +183,17 @@ class TrainJob(BaseModel):
         "constraints): a price further below the HS x origin reference is more suspicious.",
     )
     auto_extra_categoricals: bool = Field(
-        True,
+        default=True,
         description="With no extra categoricals named, use every low-cardinality src_* "
         "column a source profile kept (the KCS codes: process, import type, tax type...).",
     )
-    register_model: bool = Field(True, description="Register the model in the MLflow registry.")
-    model_name: str | None = Field(
-        None, description="Registered model name; default from settings and the profile."
+    register_model: bool = Field(
+        default=True, description="Register the model in the MLflow registry."
     )
-    run_name: str | None = Field(None, description="MLflow run name.")
+    model_name: str | None = Field(
+        default=None, description="Registered model name; default from settings and the profile."
+    )
+    run_name: str | None = Field(default=None, description="MLflow run name.")
 
     @model_validator(mode="after")
     def _inputs(self) -> TrainJob:

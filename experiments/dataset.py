@@ -221,17 +221,19 @@ def assign_split(
             .drop("_second")
         )
     else:
-        when = pl.col("declared_at")
-        split = pl.when(when < pl.lit(periods.valid_from, dtype=pl.Datetime("us"))).then(
-            pl.lit("train")
-        )
+        before_valid = pl.col("declared_at") < pl.lit(periods.valid_from, dtype=pl.Datetime("us"))
+        split: pl.Expr
         if periods.test_from is not None:
-            split = split.when(when < pl.lit(periods.test_from, dtype=pl.Datetime("us"))).then(
-                pl.lit("valid")
+            before_test = pl.col("declared_at") < pl.lit(periods.test_from, dtype=pl.Datetime("us"))
+            split = (
+                pl.when(before_valid)
+                .then(pl.lit("train"))
+                .when(before_test)
+                .then(pl.lit("valid"))
+                .otherwise(pl.lit("test"))
             )
-            split = split.otherwise(pl.lit("test"))
         else:
-            split = split.otherwise(pl.lit("valid"))
+            split = pl.when(before_valid).then(pl.lit("train")).otherwise(pl.lit("valid"))
         out = labelled.with_columns(split=split)
     counts = dict(out.group_by("split").len().iter_rows())
     needed = ("train", "valid", periods.eval_split)

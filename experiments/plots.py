@@ -66,7 +66,7 @@ def precision_at_curve(curves: Curves, shares: Sequence[float] | None = None) ->
     fig = _figure()
     ax = fig.add_subplot()
     for name, (y, p) in curves.items():
-        ax.plot(grid * 100, precision_curve(y, p, grid), label=name)
+        ax.plot(grid * 100, precision_curve(y, p, grid.tolist()), label=name)
         ax.axhline(float(np.mean(np.asarray(y))), linestyle=":", color="grey")
     ax.set(xlabel="inspection capacity (% of items)", ylabel="precision", ylim=(0, 1.02))
     ax.set_title("Precision at inspection capacity (dotted: base rate)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,8 +121,9 @@ def _rescore(
     from experiments.dataset import frame_hash, load_source_data
     from experiments.registry import load_scorer
 
-    job = TrainJob.model_validate(_run_json(client, candidate.run_id, "data/job.json"))
-    logged = _run_json(client, candidate.run_id, "data/fingerprint.json")
+    run_id = str(candidate.run_id)
+    job = TrainJob.model_validate(_run_json(client, run_id, "data/job.json"))
+    logged = _run_json(client, run_id, "data/fingerprint.json")
     try:
         data = load_source_data(job, job.data_dir or _default_dir())
     except RiskError:
@@ -129,15 +131,28 @@ def _rescore(
     if frame_hash(data.declarations) != logged["declarations_hash"]:
         return None
     eval_split = logged["periods"]["eval_split"]
-    local = mlflow.artifacts.download_artifacts(
-        f"runs:/{candidate.run_id}/evaluation/predictions.parquet"
-    )
-    held_out = pl.read_parquet(local).filter(pl.col("split") == eval_split)
+    with tempfile.TemporaryDirectory(prefix="risk-promote-") as folder:
+        local = mlflow.artifacts.download_artifacts(
+            f"runs:/{run_id}/evaluation/predictions.parquet", dst_path=folder
+        )
+        held_out = pl.read_parquet(local).filter(pl.col("split") == eval_split)
     held_out = held_out.select("declaration_id", "item_no", "label")
     figures = []
+    features_by_config: dict[str, pl.DataFrame] = {}
     for version in (candidate, champion):
         scorer = load_scorer(f"models:/{version.name}/{version.version}")
-        figures.append(_precision(scorer, data, held_out, capacity))
+        config = scorer.feature_config.model_dump_json()
+        if config not in features_by_config:  # both models often share the feature config
+            features_by_config[config] = scorer.feature_frame(
+                data.declarations, data.outcomes, arrivals=data.arrivals, history=True
+            )
+        try:
+            figures.append(_precision(scorer, features_by_config[config], held_out, capacity))
+        except (pl.exceptions.PolarsError, ValueError) as exc:
+            raise RiskError(
+                f"version {version.version} cannot be re-scored with this code ({exc}); "
+                "compare by hand and use --force --reason if it must move"
+            ) from None
     period = f"{eval_split} period of version {candidate.version} ({held_out.height} items)"
     return figures[0], figures[1], period
 
@@ -148,10 +163,9 @@ def _default_dir() -> Any:
     return get_settings().data_dir / "traffic" / "history"
 
 
-def _precision(scorer: Scorer, data: Any, held_out: pl.DataFrame, capacity: float) -> float:
-    features = scorer.feature_frame(
-        data.declarations, data.outcomes, arrivals=data.arrivals, history=True
-    )
+def _precision(
+    scorer: Scorer, features: pl.DataFrame, held_out: pl.DataFrame, capacity: float
+) -> float:
     rows = held_out.join(features, on=["declaration_id", "item_no"], how="inner")
     if rows.height != held_out.height:
         raise RiskError("the held-out items are no longer all in the candidate's inputs")
@@ -162,15 +176,19 @@ def _logged(
     client: MlflowClient, candidate: ModelVersion, champion: ModelVersion, capacity: float
 ) -> tuple[float, float, str] | None:
     """Logged metrics, when both runs saw identical data and periods."""
-    prints = [_run_json(client, v.run_id, "data/fingerprint.json") for v in (candidate, champion)]
+    prints = [
+        _run_json(client, str(v.run_id), "data/fingerprint.json") for v in (candidate, champion)
+    ]
     same = ("declarations_hash", "outcomes_hash", "periods", "splits")
     if any(prints[0].get(key) != prints[1].get(key) for key in same):
         return None
     key = f"{prints[0]['periods']['eval_split']}_precision_at_{_pct(capacity)}"
-    values = [client.get_run(v.run_id).data.metrics.get(key) for v in (candidate, champion)]
-    if any(v is None for v in values):
+    mine, theirs = (
+        client.get_run(str(v.run_id)).data.metrics.get(key) for v in (candidate, champion)
+    )
+    if mine is None or theirs is None:
         return None
-    return float(values[0]), float(values[1]), f"logged {key} (identical data and periods)"
+    return float(mine), float(theirs), f"logged {key} (identical data and periods)"
 
 
 def promote(

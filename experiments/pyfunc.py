@@ -48,7 +48,7 @@ def example_rows(declarations: pl.DataFrame) -> pd.DataFrame:
     return flat.to_pandas()
 
 
-class RiskModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class RiskModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """``predict(declaration rows) -> declaration_id, item_no, risk, expected_duty_usd,
     model_version, run_id``; rows must be declared at or after the bundled profiles' cut-off."""
 

@@ -63,6 +63,7 @@ def resolve_version(model_uri: str) -> VersionRef | None:
         return None
     target = model_uri.removeprefix("models:/").rstrip("/")
     client = MlflowClient()
+    found: ModelVersion | None
     try:
         if "@" in target:
             name, alias = target.split("@", 1)

@@ -31,7 +31,8 @@ def inspection_propensity(
 ) -> pl.Series:
     """Smoothed P(inspected | stratum) for every row of ``items`` (which needs ``inspected``
     and the stratum source columns), in row order."""
-    overall = float(items["inspected"].mean() or 0.0)
+    rate = items["inspected"].cast(pl.Float64).mean()
+    overall = rate if isinstance(rate, float) else 0.0
     counts = (
         pl.col("inspected").cast(pl.Float64).sum().over(list(strata)) + prior_strength * overall
     ) / (pl.len().over(list(strata)) + prior_strength)
