@@ -21,9 +21,13 @@ import polars as pl
 DERIVED_STRATA = {"hs_chapter": pl.col("hs_code").str.slice(0, 2)}
 
 
-def stratum_columns(strata: Sequence[str]) -> list[pl.Expr]:
-    """Expressions for the stratum columns, derived ones included."""
-    return [DERIVED_STRATA.get(name, pl.col(name)).alias(name) for name in strata]
+def stratum_columns(strata: Sequence[str], present: Sequence[str] = ()) -> list[pl.Expr]:
+    """Expressions for the stratum columns: a column already ``present`` as is, a derived one
+    (``hs_chapter``) from its source."""
+    return [
+        (pl.col(name) if name in present else DERIVED_STRATA.get(name, pl.col(name))).alias(name)
+        for name in strata
+    ]
 
 
 def inspection_propensity(
@@ -37,7 +41,7 @@ def inspection_propensity(
         pl.col("inspected").cast(pl.Float64).sum().over(list(strata)) + prior_strength * overall
     ) / (pl.len().over(list(strata)) + prior_strength)
     return (
-        items.select(*stratum_columns(strata), "inspected")
+        items.select(*stratum_columns(strata, items.columns), "inspected")
         .select(counts.alias("propensity"))
         .to_series()
     )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from experiments.config import SplitConfig
+from experiments.config import SplitConfig, TrainJob
 from experiments.dataset import assign_split, frame_hash, item_labels, resolve_periods
+from experiments.train import prepare
 from experiments.weights import inspection_propensity, inverse_propensity_weights
 from pipelines.generate import Traffic
 from risk.errors import RiskError
 from risk.schemas import InspectionOutcome
+from risk.settings import Settings
 
 KEYS = ["declaration_id", "item_no"]
 
@@ -154,3 +157,25 @@ def test_content_hash_ignores_row_order_and_sees_a_change(traffic: Traffic) -> N
         .otherwise(pl.col("customs_value_usd"))
     )
     assert frame_hash(changed) != frame_hash(frame)
+
+
+def test_ipw_training_set_weights_rarely_inspected_strata_up(traffic_dir: Path) -> None:
+    job = TrainJob(data_dir=traffic_dir / "history", ipw=True, ipw_strata=("hs_chapter",))
+    ts = prepare(job, Settings(data_dir=traffic_dir / "unused"))
+    weights = ts.labelled.select("hs_chapter", "weight")
+    assert weights["weight"].min() > 0 and weights["weight"].n_unique() > 1
+    declarations = pl.read_parquet(traffic_dir / "history" / "declarations.parquet")
+    outcomes = pl.read_parquet(traffic_dir / "history" / "outcomes.parquet")
+    rates = (
+        declarations.select(
+            "declaration_id", "item_no", pl.col("hs_code").str.slice(0, 2).alias("hs_chapter")
+        )
+        .join(outcomes.select("declaration_id", "item_no", "inspected"), on=KEYS)
+        .group_by("hs_chapter")
+        .agg(pl.col("inspected").mean().alias("rate"), pl.len().alias("n"))
+        .filter(pl.col("n") >= 200)
+        .sort("rate")
+    )
+    rare, common = rates["hs_chapter"][0], rates["hs_chapter"][-1]
+    mean_weight = dict(weights.group_by("hs_chapter").agg(pl.col("weight").mean()).iter_rows())
+    assert mean_weight[rare] > mean_weight[common]
