@@ -46,6 +46,7 @@ def period_metrics(
             rows["risk"].to_numpy(),
             duty=rows["duty_usd"].to_numpy() if with_duty else None,
             shares=shares,
+            ranking=rows["raw_score"].to_numpy() if "raw_score" in rows.columns else None,
         )
         if with_duty and "expected_duty_usd" in rows.columns:
             # Lanes are filled by expected duty, not by probability: what that ranking finds.
@@ -63,7 +64,12 @@ def slices(
     """``slice_metrics`` of one period per crossing and per HS chapter, stacked in one table."""
     part = scored.filter(pl.col("split") == period)
     tables = [
-        slice_metrics(part, column, duty="duty_usd" if with_duty else None)
+        slice_metrics(
+            part,
+            column,
+            duty="duty_usd" if with_duty else None,
+            ranking="raw_score" if "raw_score" in part.columns else None,
+        )
         for column in columns
         if column in part.columns
     ]

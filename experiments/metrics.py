@@ -109,13 +109,18 @@ def capacity_metrics(
     *,
     duty: npt.ArrayLike | None = None,
     shares: Sequence[float] = CAPACITY_SHARES,
+    ranking: npt.ArrayLike | None = None,
 ) -> dict[str, float]:
     """Every headline figure of one held-out set, keyed like ``precision_at_5pct``.
 
-    ``probabilities`` are the calibrated scores (used for ranking and for the Brier score);
-    ``duty`` the extra duty per item, omitted when the source has no duty labels.
+    ``probabilities`` are the calibrated scores (the Brier score, and the ranking unless
+    ``ranking`` is given: the raw model scores, which order the items exactly as the
+    probabilities do but without the ties a step-wise calibration makes, so that the figures
+    do not depend on row order); ``duty`` the extra duty per item, omitted when the source
+    has no duty labels.
     """
-    y, p = _arrays(y_true, probabilities)
+    y, probability = _arrays(y_true, probabilities)
+    p = probability if ranking is None else _arrays(y, ranking)[1]
     out: dict[str, float] = {
         "items": float(len(y)),
         "violations": float(y.sum()),
@@ -128,7 +133,7 @@ def capacity_metrics(
             out[f"revenue_at_{_pct(share)}"] = revenue_at(duty, p, share)
     out["pr_auc"] = pr_auc(y, p)
     out["roc_auc"] = roc_auc(y, p)
-    out["brier"] = brier(y, p)
+    out["brier"] = brier(y, probability)
     return out
 
 
@@ -140,6 +145,7 @@ def slice_metrics(
     score: str = "risk",
     duty: str | None = None,
     shares: Sequence[float] = CAPACITY_SHARES,
+    ranking: str | None = None,
 ) -> pl.DataFrame:
     """``capacity_metrics`` per value of column ``by`` (a crossing, an HS chapter), one row each.
 
@@ -152,6 +158,7 @@ def slice_metrics(
             part[score].to_numpy(),
             duty=None if duty is None else part[duty].fill_null(0.0).to_numpy(),
             shares=shares,
+            ranking=None if ranking is None else part[ranking].to_numpy(),
         )
         rows.append({"slice": by, "value": None if key is None else str(key), **metrics})
     if not rows:

@@ -166,10 +166,14 @@ def _default_dir() -> Any:
 def _precision(
     scorer: Scorer, features: pl.DataFrame, held_out: pl.DataFrame, capacity: float
 ) -> float:
-    rows = held_out.join(features, on=["declaration_id", "item_no"], how="inner")
+    rows = held_out.join(
+        features, on=["declaration_id", "item_no"], how="inner", maintain_order="left"
+    )
     if rows.height != held_out.height:
         raise RiskError("the held-out items are no longer all in the candidate's inputs")
-    return precision_at(rows["label"].to_numpy(), scorer.predict_items(rows), capacity)
+    # Ranked by the raw score, as the run's own evaluation does (see experiments.metrics).
+    raw = scorer.raw_scores(scorer.feature_matrix(rows))
+    return precision_at(rows["label"].to_numpy(), raw, capacity)
 
 
 def _logged(

@@ -55,6 +55,15 @@ def test_ties_are_broken_by_input_order() -> None:
     assert precision_at([0, 1, 1, 1], [0.5, 0.5, 0.5, 0.5], 0.5) == pytest.approx(0.5)
 
 
+def test_ranking_scores_break_ties_of_calibrated_probabilities() -> None:
+    # A step-wise calibration maps the raw scores .9 and .1 to the same probability.
+    labels, probability, raw = [0, 1, 0, 0], [0.5, 0.5, 0.1, 0.1], [0.1, 0.9, 0.2, 0.05]
+    assert capacity_metrics(labels, probability, shares=(0.25,))["precision_at_25pct"] == 0.0
+    figures = capacity_metrics(labels, probability, shares=(0.25,), ranking=raw)
+    assert figures["precision_at_25pct"] == 1.0
+    assert figures["brier"] == pytest.approx(brier(labels, probability))
+
+
 def test_revenue_is_duty_found_over_all_duty() -> None:
     # Top 40%: ranks 1-4 hold 100 + 50 + 0 + 850 of 2000.
     assert revenue_at(DUTY, SCORES, 0.4) == pytest.approx(0.5)
