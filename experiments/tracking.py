@@ -30,6 +30,8 @@ from experiments.train import Fitted, TrainResult, build_scorer
 from experiments.training_set import TrainingSet
 
 if TYPE_CHECKING:
+    from mlflow.entities import Experiment
+
     from experiments.scorer import Scorer
     from risk.settings import Settings
 
@@ -130,6 +132,29 @@ def log_model(
     return info.model_uri, str(registered.version)
 
 
+def use_experiment(settings: Settings) -> Experiment:
+    """Point MLflow at the settings' store and experiment, creating the experiment if needed.
+
+    With a local SQLite store, a new experiment keeps its artifacts in ``mlartifacts`` beside
+    the database (MLflow would otherwise put them under the current directory); any other
+    store decides for itself.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = settings.configure_mlflow()
+    name = settings.mlflow_experiment
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        location = None
+        if uri.startswith("sqlite:///"):
+            store = Path(uri.removeprefix("sqlite:///")).resolve()
+            location = (store.parent / "mlartifacts").as_uri()
+        client.create_experiment(name, artifact_location=location)
+    return mlflow.set_experiment(name)
+
+
 def log_training_run(
     ts: TrainingSet,
     fitted: Fitted,
@@ -142,8 +167,7 @@ def log_training_run(
     """One MLflow run with everything listed in the module docstring."""
     import mlflow
 
-    settings.configure_mlflow()
-    experiment = mlflow.set_experiment(settings.mlflow_experiment)
+    experiment = use_experiment(settings)
     with mlflow.start_run(run_name=job.run_name) as run:
         return log_into_active_run(
             ts,

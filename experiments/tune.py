@@ -78,7 +78,7 @@ def tune(
     import mlflow
 
     from experiments.registry import registered_model_name
-    from experiments.tracking import log_into_active_run
+    from experiments.tracking import log_into_active_run, use_experiment
     from risk.settings import get_settings
 
     if not objective.startswith("valid_"):
@@ -87,8 +87,7 @@ def tune(
     job = with_absolute_inputs(job, settings)
     ts = prepare(job, settings)
     rng = np.random.default_rng(seed)
-    settings.configure_mlflow()
-    experiment = mlflow.set_experiment(settings.mlflow_experiment)
+    experiment = use_experiment(settings)
     model_name = job.model_name or registered_model_name(settings.registered_model, ts.data.profile)
     best: tuple[float, int, LightGBMParams, Fitted] | None = None
     scores: list[float] = []

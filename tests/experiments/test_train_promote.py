@@ -133,7 +133,13 @@ def test_kcs_two_files_train_on_the_first_and_validate_on_the_second(tmp_path: P
     assert result.exit_code == 0, result.output
     assert "registered grey-import-risk-kcs version 1" in result.output
     assert "metrics on the valid period" in result.output
-    run = mlflow.search_runs(experiment_names=[get_settings().mlflow_experiment]).iloc[0]
+    settings = get_settings()
+    experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+    assert experiment is not None
+    # Artifacts live beside the SQLite store in the data folder, not in the working directory.
+    expected = (settings.data_dir.resolve() / "mlartifacts").as_uri()
+    assert experiment.artifact_location == expected
+    run = mlflow.search_runs(experiment_names=[settings.mlflow_experiment]).iloc[0]
     assert run["tags.eval_split"] == "valid"
     assert run["metrics.valid_items"] == second.height
     assert run["params.data.split_by_file"] == "True"
