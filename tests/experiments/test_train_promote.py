@@ -168,3 +168,21 @@ def test_bad_options_give_one_line_and_exit_2(args: list[str], message: str) -> 
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_kcs_one_file_is_split_by_time(tmp_path: Path) -> None:
+    import mlflow
+
+    result = CliRunner().invoke(
+        app,
+        ["train", "--profile", "kcs", str(KCS_SAMPLE), "--rounds", "10", "--no-register"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "metrics on the test period:" in result.output
+    assert "registered" not in result.output
+    run = mlflow.search_runs(experiment_names=[get_settings().mlflow_experiment]).iloc[0]
+    assert run["tags.eval_split"] == "test"
+    valid_from, test_from = run["params.data.valid_from"], run["params.data.test_from"]
+    assert "2020-01-01" < valid_from < test_from < "2020-12-31"
+    total = run["metrics.test_items"] + run["metrics.valid_items"]
+    assert total < 300  # the rest trained
