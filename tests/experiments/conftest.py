@@ -58,7 +58,7 @@ def traffic_dir(traffic: Traffic, tmp_path_factory: pytest.TempPathFactory) -> P
 def trained(traffic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """A model fitted on the tiny traffic without MLflow (for behaviour tests)."""
     job = TrainJob(data_dir=traffic_dir / "history")
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    settings = Settings.model_validate({"data_dir": tmp_path_factory.mktemp("data")})
     ts = prepare(job, settings)
     fitted = fit_and_evaluate(ts, FAST, job)
     scorer = build_scorer(ts, fitted, job, model_name="test-model", run_id="run-0")
