@@ -29,10 +29,18 @@ def command(
             "when there is one."
         ),
     ] = True,
+    lang: Annotated[
+        str,
+        typer.Option(
+            help="Language of the reasons officers read in the console: ru (its default) or en."
+        ),
+    ] = "ru",
 ) -> None:
     """Run the whole flow on synthetic traffic and print where everything is."""
     try:
-        run(fresh=fresh, retrain=retrain)
+        if lang not in ("en", "ru"):
+            raise RiskError(f"--lang {lang!r}: choose en or ru")
+        run(fresh=fresh, retrain=retrain, lang=lang)
     except RiskError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -43,7 +51,7 @@ def _step(name: str) -> float:
     return time.perf_counter()
 
 
-def run(*, fresh: bool = False, retrain: bool = True) -> dict[str, Any]:
+def run(*, fresh: bool = False, retrain: bool = True, lang: str = "ru") -> dict[str, Any]:
     """The demo as a function; returns what the report prints."""
     import logging
 
@@ -70,6 +78,7 @@ def run(*, fresh: bool = False, retrain: bool = True) -> dict[str, Any]:
         output=data_dir / "scores" / "queue.parquet",
         model_uri=model["uri"],
         arrivals=traffic_dir / "queue" / "arrivals.parquet",
+        lang=lang,
     )
     timings["score"] = time.perf_counter() - clock
 
