@@ -38,6 +38,7 @@ from risk.commands import score as _score  # noqa: E402
 from risk.commands import simulate as _simulate  # noqa: E402
 from risk.commands import train as _train  # noqa: E402
 from risk.commands import tune as _tune  # noqa: E402
+from risk.commands.rules import app as rules_app  # noqa: E402
 from risk.commands.users import app as users_app  # noqa: E402
 
 app.command("demo")(_demo.command)
@@ -52,6 +53,7 @@ app.command("console")(_console.command)
 app.command("publish")(_publish.command)
 app.command("export-outcomes")(_publish.export_command)
 app.add_typer(users_app, name="users")
+app.add_typer(rules_app, name="rules")
 
 
 def main() -> None:

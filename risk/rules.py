@@ -13,6 +13,7 @@ matches a red one, because one unexplained item is enough to keep the model in c
 
 from __future__ import annotations
 
+import json
 import tomllib
 from datetime import date
 from importlib.resources import files
@@ -198,3 +199,68 @@ def truck_rule_columns() -> list[pl.Expr]:
         .otherwise(pl.lit([], dtype=pl.List(pl.String)))
         .alias("rule_reasons"),
     ]
+
+
+def merge_rules(*rule_sets: RuleSet) -> RuleSet:
+    """One rule set holding every rule of ``rule_sets``, in the order given.
+
+    The rules in force are the file's plus the supervisors' watch lists in the store; a rule
+    named twice is kept twice (each states its own reason, and red still beats green).
+    """
+    return RuleSet(rules=tuple(rule for rule_set in rule_sets for rule in rule_set.rules))
+
+
+_RULE_FIELDS = (
+    "name",
+    "lane",
+    "reason_en",
+    "reason_ru",
+    "importer_ids",
+    "hs_prefixes",
+    "origin_countries",
+    "dispatch_countries",
+    "crossings",
+    "valid_from",
+    "valid_until",
+)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, date):
+        return value.isoformat()  # a TOML local date
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    # JSON's string escapes are TOML's basic-string escapes; DEL is the one control character
+    # JSON leaves raw and TOML refuses.
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def dump_rules(rules: RuleSet, *, header: str = "") -> str:
+    """``rules`` as a rules file (``[[rule]]`` tables) that :func:`load_rules` reads back."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for rule in rules.rules:
+        lines += ["", "[[rule]]"]
+        for field in _RULE_FIELDS:
+            value = getattr(rule, field)
+            if value in (None, "", ()):
+                continue
+            lines.append(f"{field} = {_toml_value(value)}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def hard_rule(**values: object) -> HardRule:
+    """A :class:`HardRule` from loose values, or a ``RiskError`` that says what is wrong."""
+    try:
+        return HardRule(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise RiskError(f"rule {values.get('name')!r}: {_rule_problem(exc)}") from exc
+
+
+def _rule_problem(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    if not err["loc"]:  # the model's own check: it names no criterion
+        return (
+            "names no criterion (importer, HS prefix, origin or dispatch country, crossing) "
+            "and would match every truck"
+        )
+    return f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}"

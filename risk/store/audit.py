@@ -1,4 +1,5 @@
-"""The audit log: every lane assignment, override and result, with who and when.
+"""The audit log: every lane assignment, override, result and watch-list change, with who and
+when.
 
 Append-only three times over: this module only inserts; a session guard refuses any change or
 deletion of an entry that slips through the ORM; the database refuses UPDATE and DELETE with a
@@ -17,7 +18,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from risk.errors import RiskError
 from risk.store.models import AuditEntry, utcnow
 
-ACTIONS = ("lane_assigned", "lane_overridden", "result_recorded", "user_added", "token_added")
+ACTIONS = (
+    "lane_assigned",
+    "lane_overridden",
+    "result_recorded",
+    "user_added",
+    "token_added",
+    "watch_list_added",
+    "watch_list_changed",
+    "watch_list_retired",
+)
 
 
 class AuditTamperingError(RiskError):

@@ -247,3 +247,36 @@ class AuditEntry(Base):
     lane_before: Mapped[str | None] = mapped_column(String(8))
     lane_after: Mapped[str | None] = mapped_column(String(8))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WatchListEntry(Base):
+    """A supervisor's hard rule (``risk.rules.HardRule``): a watch list or priority control.
+
+    Entries are never deleted: a change rewrites the row and bumps ``version`` (a stale edit
+    form gets a conflict), retiring sets ``retired_at``; every step is also an audit entry
+    holding the rule as it was and the supervisor's reason, so the log tells the whole story.
+    """
+
+    __tablename__ = "watch_list_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    lane: Mapped[str] = mapped_column(String(8))
+    reason_en: Mapped[str] = mapped_column(Text)
+    reason_ru: Mapped[str] = mapped_column(Text, default="")
+    importer_ids: Mapped[list[Any]] = mapped_column(default=list)
+    hs_prefixes: Mapped[list[Any]] = mapped_column(default=list)
+    origin_countries: Mapped[list[Any]] = mapped_column(default=list)
+    dispatch_countries: Mapped[list[Any]] = mapped_column(default=list)
+    crossings: Mapped[list[Any]] = mapped_column(default=list)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    changed_by: Mapped[str] = mapped_column(String(64))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    retired_by: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+
+    __mapper_args__ = {"version_id_col": version}

@@ -30,6 +30,8 @@ class PublishSummary:
     added: int
     rescored: int
     skipped_inspected: int
+    # Trucks whose lane a watch-list entry of the store set while publishing.
+    watch_listed: int = 0
 
 
 def lane_actor(decided_by: str, model_version: str) -> str:
@@ -58,11 +60,22 @@ def publish_scores(
     A truck already waiting is re-scored (its lane follows the new score unless a supervisor
     overrode it); a truck already inspected keeps its record and is skipped. Every lane set
     here is an audit entry naming the model version, the rule or the random share.
+    The store's active watch lists apply once more (``risk.store.rule_lanes``).
     """
+    from risk.store.rule_lanes import apply_watch_lists, reasons_language
+    from risk.store.watchlists import rules_in_force
+
     trucks_valid = _validate(PublishedTruck, trucks, "trucks")
     declarations_valid = _validate(PublishedDeclaration, declarations, "declarations")
     items_valid = _validate(PublishedItem, items, "items")
     _check_links(trucks_valid, declarations_valid, items_valid)
+    trucks_valid, items_valid, watch_listed = apply_watch_lists(
+        trucks=trucks_valid,
+        declarations=declarations_valid,
+        items=items_valid,
+        rules=rules_in_force(session=session),
+        lang=reasons_language(trucks_valid),
+    )
     if session.get(ScoreRun, run_id) is not None:
         raise RiskError(f"run {run_id} is published already")
 
@@ -148,10 +161,18 @@ def publish_scores(
                 "model_lane": row["lane"],
                 "selection": row["selection"],
                 "kept_override": overridden,
+                # A rule's lane is explained by the rule: its reasons lead the truck's.
+                **({"reasons": list(row["reasons"])} if row["decided_by"] == "rule" else {}),
             },
         )
     session.flush()
-    return PublishSummary(run_id=run_id, added=added, rescored=rescored, skipped_inspected=skipped)
+    return PublishSummary(
+        run_id=run_id,
+        added=added,
+        rescored=rescored,
+        skipped_inspected=skipped,
+        watch_listed=watch_listed,
+    )
 
 
 def _validate(schema: type[dy.Schema], frame: pl.DataFrame, name: str) -> pl.DataFrame:
