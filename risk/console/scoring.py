@@ -137,7 +137,8 @@ class ScoringService:
         # One truck is a tiny frame: the in-memory engine starts faster than the streaming one
         # (about a third off the feature step). The setting is process-wide, hence the lock.
         with self._compute, pl.Config(engine_affinity="in-memory"):
-            scored = score_items(items, scorer, rules=self.rules(), lang=self._lang)
+            rules = store.rules_in_force(session=session, base=self.rules())  # + watch lists
+            scored = score_items(items, scorer, rules=rules, lang=self._lang)
             lap("features_predict")
             truck = aggregate_trucks(scored.items)
             crossing = truck.get_column("crossing")[0]
