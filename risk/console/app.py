@@ -113,10 +113,11 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    from risk.console.routes import api, auth, pages
+    from risk.console.routes import api, auth, pages, watchlists
 
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(watchlists.router)
     app.include_router(api.router)
     _add_error_pages(app)
     return app

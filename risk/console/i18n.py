@@ -149,6 +149,75 @@ MESSAGES: dict[str, dict[str, str]] = {
     "action_user_added": {"ru": "добавлен пользователь", "en": "user added"},
     "action_token_added": {"ru": "выдан API-токен", "en": "API token issued"},
     "older": {"ru": "Ранее →", "en": "Older →"},
+    "action_watch_list_added": {"ru": "добавлено правило", "en": "watch-list entry added"},
+    "action_watch_list_changed": {"ru": "изменено правило", "en": "watch-list entry changed"},
+    "action_watch_list_retired": {"ru": "правило снято", "en": "watch-list entry retired"},
+    "nav_watchlists": {"ru": "Списки наблюдения", "en": "Watch lists"},
+    "wl_title": {"ru": "Списки наблюдения и приоритетный контроль", "en": "Watch lists"},
+    "wl_note": {
+        "ru": "Правила действуют раньше модели: грузовик с товаром по «красному» правилу идёт на "
+        "досмотр при любой оценке, а по «зелёному» (если под него подпадает весь груз) "
+        "выпускается. Причина правила — первое, что видит инспектор. Правила применяются при "
+        "публикации очереди и при оценке грузовика через API; правило не удаляют, а снимают.",
+        "en": "Rules act before the model: a truck with goods on a red rule is inspected "
+        "whatever its score, one whose every item is on a green rule is released. The rule's "
+        "reason is the first thing the officer reads. Rules apply when a queue is published "
+        "and when the API scores a truck; an entry is retired, never deleted.",
+    },
+    "wl_active": {"ru": "Действующие", "en": "Active"},
+    "wl_retired": {"ru": "Снятые", "en": "Retired"},
+    "wl_none_active": {"ru": "Действующих правил нет.", "en": "No active entries."},
+    "wl_none_retired": {"ru": "Снятых правил нет.", "en": "No retired entries."},
+    "wl_add": {"ru": "Добавить правило", "en": "Add an entry"},
+    "wl_add_button": {"ru": "Добавить", "en": "Add"},
+    "wl_edit": {"ru": "Изменить", "en": "Edit"},
+    "wl_save_change": {"ru": "Сохранить изменение", "en": "Save the change"},
+    "wl_cancel": {"ru": "Отмена", "en": "Cancel"},
+    "wl_back": {"ru": "← К спискам наблюдения", "en": "← Back to the watch lists"},
+    "wl_retire": {"ru": "Снять", "en": "Retire"},
+    "wl_retire_reason": {"ru": "Основание снятия", "en": "Reason to retire"},
+    "wl_name": {"ru": "Название", "en": "Name"},
+    "wl_lane_red": {"ru": "всегда досмотр", "en": "always inspect"},
+    "wl_lane_green": {"ru": "всегда выпуск", "en": "always release"},
+    "wl_criteria": {"ru": "Условия", "en": "Criteria"},
+    "wl_criteria_hint": {
+        "ru": "Нужно хотя бы одно условие; значения — через запятую или пробел. Правило "
+        "срабатывает, когда выполнены все заданные условия (внутри условия — любое значение).",
+        "en": "Name at least one criterion; separate values with commas or spaces. The rule "
+        "matches when every criterion given matches (any value within a criterion).",
+    },
+    "wl_importer_ids": {"ru": "Импортёры", "en": "Importers"},
+    "wl_hs_prefixes": {"ru": "Коды ТН ВЭД (начало)", "en": "HS code prefixes"},
+    "wl_origin_countries": {"ru": "Страны происхождения", "en": "Origin countries"},
+    "wl_dispatch_countries": {"ru": "Страны отправления", "en": "Dispatch countries"},
+    "wl_crossings": {"ru": "Пункты пропуска", "en": "Crossings"},
+    "wl_valid_from": {"ru": "Действует с", "en": "Valid from"},
+    "wl_valid_until": {"ru": "Действует по", "en": "Valid until"},
+    "wl_validity": {"ru": "Срок", "en": "Validity"},
+    "wl_always": {"ru": "бессрочно", "en": "no end"},
+    "wl_reason_ru": {"ru": "Причина для инспектора (рус.)", "en": "Reason for officers (Russian)"},
+    "wl_reason_en": {
+        "ru": "Причина для инспектора (англ., обязательно)",
+        "en": "Reason for officers (English, required)",
+    },
+    "wl_reason_shown": {"ru": "Причина для инспектора", "en": "Reason officers read"},
+    "wl_change_reason": {
+        "ru": "Основание изменения (обязательно, в журнал)",
+        "en": "Why this change (required, for the audit log)",
+    },
+    "wl_changed": {"ru": "Изменено", "en": "Changed"},
+    "wl_retired_by": {"ru": "Снято", "en": "Retired"},
+    "wl_read_only": {
+        "ru": "Списки ведут старшие инспекторы; у вас — просмотр.",
+        "en": "Supervisors keep the watch lists; you can view them.",
+    },
+    "wl_saved_added": {"ru": "Правило добавлено.", "en": "Entry added."},
+    "wl_saved_changed": {"ru": "Правило изменено.", "en": "Entry changed."},
+    "wl_saved_retired": {"ru": "Правило снято.", "en": "Entry retired."},
+    "wl_history": {
+        "ru": "История изменений — в журнале решений",
+        "en": "Their history is in the audit log",
+    },
     "dashboard_title": {"ru": "Показатели работы", "en": "Performance"},
     "trucks_total": {"ru": "Грузовиков в системе", "en": "Trucks in the system"},
     "share_inspected": {"ru": "Доля досмотренных", "en": "Share inspected"},

@@ -139,6 +139,91 @@ class OverrideForm(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class WatchListForm(BaseModel):
+    """A watch-list entry as the supervisor's form posts it; the store checks the rule.
+
+    List fields are free text (codes separated by commas or spaces); ``reason`` is why the
+    entry is added or changed, for the audit log (the store requires it).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = Field(0, ge=0, description="The entry's version when the form was loaded.")
+    name: str = Field("", max_length=64)
+    lane: Literal["red", "green"]
+    reason_en: str = Field("", max_length=500)
+    reason_ru: str = Field("", max_length=500)
+    importer_ids: str = Field("", max_length=4000)
+    hs_prefixes: str = Field("", max_length=2000)
+    origin_countries: str = Field("", max_length=1000)
+    dispatch_countries: str = Field("", max_length=1000)
+    crossings: str = Field("", max_length=2000)
+    valid_from: date | None = None
+    valid_until: date | None = None
+    reason: str = Field("", max_length=500)
+
+    @field_validator("valid_from", "valid_until", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    def rule_values(self) -> dict[str, Any]:
+        """The rule's fields, for ``risk.store.add_entry`` / ``change_entry``."""
+        return self.model_dump(exclude={"version", "reason"})
+
+
+class RetireForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = Field(ge=1)
+    reason: str = Field("", max_length=500)
+
+
+class WatchListView(BaseModel):
+    """One watch-list entry as the console shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    lane: Literal["red", "green"]
+    reason_en: str
+    reason_ru: str
+    importer_ids: list[str]
+    hs_prefixes: list[str]
+    origin_countries: list[str]
+    dispatch_countries: list[str]
+    crossings: list[str]
+    valid_from: date | None
+    valid_until: date | None
+    created_at: datetime
+    created_by: str
+    changed_at: datetime
+    changed_by: str
+    retired_at: datetime | None
+    retired_by: str | None
+    version: int
+
+    def reason(self, lang: str) -> str:
+        return self.reason_ru if lang == "ru" and self.reason_ru else self.reason_en
+
+    def form_values(self) -> dict[str, str]:
+        """The entry as its edit form shows it (lists as comma-separated text)."""
+        return {
+            "name": self.name,
+            "lane": self.lane,
+            "reason_en": self.reason_en,
+            "reason_ru": self.reason_ru,
+            "importer_ids": ", ".join(self.importer_ids),
+            "hs_prefixes": ", ".join(self.hs_prefixes),
+            "origin_countries": ", ".join(self.origin_countries),
+            "dispatch_countries": ", ".join(self.dispatch_countries),
+            "crossings": ", ".join(self.crossings),
+            "valid_from": self.valid_from.isoformat() if self.valid_from else "",
+            "valid_until": self.valid_until.isoformat() if self.valid_until else "",
+        }
+
+
 # --- the scoring API -------------------------------------------------------------------
 
 

@@ -135,3 +135,96 @@ def test_a_supervisor_overrides_a_lane_with_a_reason(console: Console, browser: 
     expect(page.locator("#history")).to_contain_text("Ориентировка погранслужбы")
     shot(page, "08-truck-override")
     context.close()
+
+
+def test_a_supervisor_puts_an_importer_on_a_watch_list_and_officers_see_its_reason(
+    console: Console, browser: object
+) -> None:
+    import polars as pl
+    from playwright.sync_api import expect
+    from store_data import scored_queue
+
+    from risk import store
+
+    queue = scored_queue()
+    target = queue.trucks.filter(pl.col("lane") == "green").row(0, named=True)
+    importer = queue.declarations.filter(pl.col("truck_id") == target["truck_id"])["importer_id"][0]
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{console.url}/login")
+    page.get_by_label("Имя пользователя").fill("supervisor1")
+    page.get_by_label("Пароль").fill(PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+    page.get_by_role("link", name="Списки наблюдения").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Списки наблюдения")
+    page.get_by_text("Добавить правило").click()
+    form = page.locator("#add-entry form")
+    form.get_by_label("Название").fill("watch-seized")
+    form.get_by_label("Импортёры").fill(importer)
+    form.get_by_label("Причина для инспектора (рус.)").fill(
+        "импортёр под наблюдением после изъятия"
+    )
+    form.get_by_label("Причина для инспектора (англ., обязательно)").fill(
+        "importer watched after a seizure"
+    )
+    form.get_by_label("Основание изменения (обязательно, в журнал)").fill("акт изъятия 2026/114")
+    form.get_by_role("button", name="Добавить").click()
+    expect(page.locator("#notice")).to_have_text("Правило добавлено.")
+    row = page.locator("#active-entries tr", has_text="watch-seized")
+    expect(row).to_contain_text(importer)
+    row.get_by_role("link", name="Изменить").click()  # htmx swaps the edit form in
+    editor = page.locator("#editor #edit-entry")
+    expect(editor.get_by_label("Импортёры")).to_have_value(importer)
+    shot(page, "09-watchlists")
+    editor.get_by_role("link", name="Отмена").click()
+    context.close()
+
+    # The next publication of the queue applies the list (what `risk publish` does).
+    with console.sessions.begin() as session:
+        store.publish_scores(
+            session=session,
+            trucks=queue.trucks,
+            declarations=queue.declarations,
+            items=queue.items,
+            run_id="run-2",
+            model_version="grey-import-risk-canonical/1",
+            published_by="test",
+        )
+        truck = store.find_truck(
+            session=session, crossing=target["crossing"], truck_id=target["truck_id"]
+        )
+        assert truck is not None
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{console.url}/login")
+    page.get_by_label("Имя пользователя").fill("officer1")
+    page.get_by_label("Пароль").fill(PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+    page.get_by_role("link", name="Списки наблюдения").click()
+    expect(page.locator("#active-entries")).to_contain_text("watch-seized")
+    expect(page.locator("#read-only")).to_be_visible()
+    expect(page.locator("#add-entry")).to_have_count(0)
+    expect(page.get_by_role("link", name="Изменить")).to_have_count(0)
+    shot(page, "10-watchlists-officer")
+
+    page.goto(f"{console.url}/trucks/{truck.id}")
+    expect(page.locator("h1 .lane")).to_have_class(re.compile("lane-red"))
+    # The test queue's reasons are in English, so the rule's reason is stored in English too.
+    expect(page.locator(".summary .reasons li").first).to_have_text(
+        "Rule watch-seized: importer watched after a seizure"
+    )
+    shot(page, "11-truck-watch-listed")
+
+    page.get_by_role("link", name="Журнал").click()
+    entry = page.locator("table.audit tr.action-watch_list_added").first
+    expect(entry).to_contain_text("supervisor1")
+    expect(entry).to_contain_text("акт изъятия 2026/114")
+    assert errors == [], f"browser errors: {errors}"
+    context.close()
