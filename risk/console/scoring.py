@@ -34,6 +34,7 @@ from risk.settings import Settings, get_settings
 from risk.store.models import Truck, User
 
 if TYPE_CHECKING:
+    from features.online import OnlineFeatures
     from pipelines.score import Scorer
 
 FIXED = ("rule", "random", "override")
@@ -64,6 +65,7 @@ class ScoringService:
         self._rules = rules
         self._lang = lang
         self._lock = threading.Lock()
+        self._online: tuple[Scorer, OnlineFeatures] | None = None
         # One truck at a time through the model: Polars and LightGBM use every core already.
         self._compute = threading.Lock()
 
@@ -95,6 +97,50 @@ class ScoringService:
         scorer = self._scorer
         assert scorer is not None
         return scorer
+
+    def online_features(self, scorer: Scorer) -> OnlineFeatures | None:
+        """The scorer's entity profiles read for single trucks (once per model); None for a
+        scorer without profiles."""
+        profiles = scorer.profiles
+        if profiles is None:
+            return None
+        if self._online is None or self._online[0] is not scorer:
+            with self._lock:
+                if self._online is None or self._online[0] is not scorer:
+                    from features.online import OnlineFeatures
+                    from pipelines.score_features import scoring_profiles
+
+                    edges = scoring_profiles(profiles).reference
+                    online = OnlineFeatures.from_profiles(
+                        profiles,
+                        scorer.feature_config,
+                        # Rows after the profile's price period: as of its end (LatestReference).
+                        reference_until=getattr(edges, "latest", None),
+                    )
+                    self._online = (scorer, online)
+        return self._online[1]
+
+    def truck_features(self, items: pl.DataFrame, scorer: Scorer) -> pl.DataFrame:
+        """``pipelines.score_features.compute_features`` of one truck's items, by the online
+        path (``features.online``: no Polars plan per truck, the same numbers); a batch it
+        does not mirror goes through ``compute_features`` itself."""
+        from features.online import UnsupportedBatchError
+        from pipelines.score_features import ROW, as_of_cutoff, compute_features
+
+        online = self.online_features(scorer)
+        if online is not None and scorer.profiles is not None:
+            try:
+                frame = online.features(as_of_cutoff(items, scorer.profiles))
+            except UnsupportedBatchError:
+                pass
+            else:  # in the batch's order, like compute_features' result when it keeps it
+                return pl.DataFrame(
+                    [
+                        *(frame.get_column(name) for name in scorer.feature_names),
+                        pl.Series(ROW, range(frame.height), dtype=pl.UInt32),
+                    ]
+                )
+        return compute_features(items, scorer)
 
     def capacity(self) -> CapacityConfig:
         if self._capacity is None:
@@ -138,8 +184,10 @@ class ScoringService:
         # (about a third off the feature step). The setting is process-wide, hence the lock.
         with self._compute, pl.Config(engine_affinity="in-memory"):
             rules = store.rules_in_force(session=session, base=self.rules())  # + watch lists
-            scored = score_items(items, scorer, rules=rules, lang=self._lang)
-            lap("features_predict")
+            features = self.truck_features(items, scorer)
+            lap("features")
+            scored = score_items(items, scorer, rules=rules, features=features, lang=self._lang)
+            lap("predict")
             truck = aggregate_trucks(scored.items)
             crossing = truck.get_column("crossing")[0]
             key = truck.get_column("truck_key")[0]

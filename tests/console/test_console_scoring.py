@@ -154,7 +154,7 @@ def test_one_truck_is_scored_with_the_champion(live: Live, champion: Champion) -
     item_risks = [i["risk"] for d in body["declarations"] for i in d["items"]]
     assert body["risk"] >= max(item_risks)  # 1 - prod(1 - p) is at least the largest p
     assert body["reasons"], "the truck's own score is always explained on the spot"
-    assert "features_predict;dur=" in response.headers["server-timing"]
+    assert "features;dur=" in response.headers["server-timing"]
     again = score(live, items).json()
     assert again == body  # the same papers, the same answer
     with live.sessions() as session:
@@ -236,3 +236,66 @@ def test_risk_score_files_are_published_with_risk_publish(
         ["publish", str(tmp_path / "scores"), "-d", str(queue_dir / "declarations.parquet")],
     )
     assert f"{trucks:,} re-scored" in again.output
+
+
+@pytest.fixture(scope="module")
+def champion_scorer(champion: Champion) -> object:
+    import warnings
+
+    from experiments.registry import champion_uri, load_scorer, registered_model_name
+
+    settings = Settings(mlflow_tracking_uri=champion.mlflow_uri)
+    settings.configure_mlflow()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's own warnings while loading (see above)
+        return load_scorer(
+            champion_uri(registered_model_name(settings.registered_model, "canonical"))
+        )
+
+
+def test_on_the_spot_features_are_the_batch_pipelines(
+    champion: Champion, champion_scorer: object
+) -> None:
+    from polars.testing import assert_frame_equal
+
+    from pipelines.score_features import ROW, compute_features
+    from risk.console.scoring import ScoringService
+
+    scorer = champion_scorer
+    service = ScoringService(scorer=scorer)  # type: ignore[arg-type]
+    keyed = champion.queue.with_columns(truck_key())
+    trucks = keyed.partition_by("truck_key", maintain_order=True)
+    assert len(trucks) >= 30
+    for truck in trucks[:30]:
+        items = truck.drop("truck_key")
+        online = service.truck_features(items, scorer)  # type: ignore[arg-type]
+        batch = compute_features(items, scorer)  # type: ignore[arg-type]
+        assert online.get_column(ROW).to_list() == list(range(items.height))
+        assert_frame_equal(online, batch.sort(ROW), check_exact=False, abs_tol=1e-9, rel_tol=1e-12)
+
+
+def test_a_truck_the_online_path_cannot_mirror_is_scored_by_the_pipeline(
+    champion: Champion, champion_scorer: object
+) -> None:
+    from features.online import UnsupportedBatchError
+    from risk.console.scoring import ScoringService
+
+    scorer = champion_scorer
+    service = ScoringService(scorer=scorer)  # type: ignore[arg-type]
+    first = champion.queue.head(1)
+    # One declaration whose items carry two filing times: the pipeline picks one of them.
+    odd = pl.concat(
+        [
+            first,
+            first.with_columns(
+                item_no=pl.lit(2, dtype=pl.Int32),
+                declared_at=pl.col("declared_at") + dt.timedelta(minutes=5),
+            ),
+        ]
+    )
+    online = service.online_features(scorer)  # type: ignore[arg-type]
+    assert online is not None
+    with pytest.raises(UnsupportedBatchError):
+        online.features(odd)
+    features = service.truck_features(odd, scorer)  # type: ignore[arg-type]
+    assert features.height == 2 and features.columns[:-1] == scorer.feature_names  # type: ignore[attr-defined]
