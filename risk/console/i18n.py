@@ -69,6 +69,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "status": {"ru": "Статус", "en": "Status"},
     "status_waiting": {"ru": "ожидает", "en": "waiting"},
     "status_inspected": {"ru": "досмотрен", "en": "inspected"},
+    "status_departed": {"ru": "убыл из очереди", "en": "left the queue"},
+    "action_truck_departed": {"ru": "убыл из очереди", "en": "left the queue"},
+    "departed_note": {
+        "ru": "Этого грузовика нет в новой очереди пункта пропуска ({run}): он убыл.",
+        "en": "This truck is not in the crossing's newer queue ({run}): it has left.",
+    },
     "model_version": {"ru": "Версия модели", "en": "Model version"},
     "reasons": {"ru": "Почему отобран", "en": "Why flagged"},
     "no_reasons": {

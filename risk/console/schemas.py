@@ -31,7 +31,7 @@ class QueueEntry(BaseModel):
     n_items: int
     arrived_at: datetime | None = Field(description="Naive UTC.")
     waiting_minutes: float | None = Field(description="Minutes since arrival, now.")
-    status: Literal["waiting", "inspected"]
+    status: Literal["waiting", "inspected", "departed"]
     model_version: str
     reasons: list[str]
     version: int = Field(description="Send back with changes: guards against lost updates.")

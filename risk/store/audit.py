@@ -27,6 +27,7 @@ ACTIONS = (
     "watch_list_added",
     "watch_list_changed",
     "watch_list_retired",
+    "truck_departed",
 )
 
 

@@ -152,6 +152,8 @@ def override_lane(
     if lane not in LANES:
         raise DecisionError(f"lane {lane!r}: must be one of {', '.join(LANES)}")
     truck = _load(session, truck_pk)
+    if truck.status == "departed":
+        raise DecisionError(f"truck {truck.truck_id} has left the queue; its lane is final")
     if truck.status != "waiting":
         raise DecisionError(f"truck {truck.truck_id} was inspected already; its lane is final")
     if lane == truck.lane:

@@ -78,7 +78,11 @@ def publish_files(
     arrivals: Path | None,
     published_by: str,
 ) -> PublishSummary:
-    """Publish a ``risk score`` output with the declarations it scored; caller commits."""
+    """Publish a ``risk score`` output with the declarations it scored; caller commits.
+
+    The output is the standing queue of its crossings: trucks still waiting from an older
+    publication that it leaves out have departed (``publish_scores(replaces_queue=True)``).
+    """
     files = find_score_files(scores)
     trucks = read_frame(files.trucks)
     if trucks.is_empty():
@@ -104,6 +108,7 @@ def publish_files(
         model_run_id=str(trucks.get_column("run_id")[0]) if "run_id" in trucks.columns else None,
         published_by=published_by,
         source=str(files.items),
+        replaces_queue=True,
     )
 
 

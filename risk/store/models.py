@@ -28,7 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 ROLES = ("officer", "supervisor", "analyst")
 # Who set a truck's current lane (``risk.lanes``' decided_by, plus a supervisor's override).
 DECIDERS = ("model", "rule", "random", "override")
-TRUCK_STATUSES = ("waiting", "inspected")
+# "departed": a newer queue of its crossing was published without it (it has left the queue).
+TRUCK_STATUSES = ("waiting", "inspected", "departed")
 
 # Constraint names are fixed so that migrations can refer to them on every database.
 NAMING = {

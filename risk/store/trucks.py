@@ -8,7 +8,7 @@ from typing import Any
 
 import dataframely as dy
 import polars as pl
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from risk.errors import RiskError
@@ -32,6 +32,8 @@ class PublishSummary:
     skipped_inspected: int
     # Trucks whose lane a watch-list entry of the store set while publishing.
     watch_listed: int = 0
+    # Waiting trucks of the same crossings missing from this queue (``replaces_queue``).
+    departed: int = 0
 
 
 def lane_actor(decided_by: str, model_version: str) -> str:
@@ -54,12 +56,17 @@ def publish_scores(
     published_by: str,
     model_run_id: str | None = None,
     source: str | None = None,
+    replaces_queue: bool = False,
 ) -> PublishSummary:
     """Put scored trucks into their crossings' queues; the caller commits.
 
-    A truck already waiting is re-scored (its lane follows the new score unless a supervisor
-    overrode it); a truck already inspected keeps its record and is skipped. Every lane set
-    here is an audit entry naming the model version, the rule or the random share.
+    A truck already waiting (or departed) is re-scored (its lane follows the new score unless
+    a supervisor overrode it); a truck already inspected keeps its record and is skipped.
+    Every lane set here is an audit entry naming the model version, the rule or the random
+    share. ``replaces_queue``: the trucks are the whole standing queue of their crossings, so
+    the ones still waiting from older publications but not in it have left: they are marked
+    departed (and audited) and leave the queue page; an on-the-spot score adds one truck
+    and replaces nothing.
     The store's active watch lists apply once more (``risk.store.rule_lanes``).
     """
     from risk.store.rule_lanes import apply_watch_lists, reasons_language
@@ -99,7 +106,7 @@ def publish_scores(
     assigned: list[tuple[Truck, dict[str, Any], str | None, bool]] = []
     for row in trucks_valid.iter_rows(named=True):
         truck = existing.get((row["truck_id"], row["crossing"]))
-        if truck is not None and truck.status != "waiting":
+        if truck is not None and truck.status == "inspected":
             skipped += 1
             continue
         lane_before = None
@@ -166,13 +173,55 @@ def publish_scores(
             },
         )
     session.flush()
+    departed = 0
+    if replaces_queue:
+        crossings = trucks_valid.get_column("crossing").unique().to_list()
+        departed = _depart_missing(
+            session, crossings=crossings, run_id=run_id, published_by=published_by, now=now
+        )
     return PublishSummary(
         run_id=run_id,
         added=added,
         rescored=rescored,
         skipped_inspected=skipped,
         watch_listed=watch_listed,
+        departed=departed,
     )
+
+
+def _depart_missing(
+    session: Session, *, crossings: list[str], run_id: str, published_by: str, now: Any
+) -> int:
+    """Mark departed the trucks of ``crossings`` still waiting from an older publication."""
+    gone = session.execute(
+        select(Truck.id, Truck.crossing, Truck.truck_id, Truck.lane, Truck.run_id).where(
+            Truck.crossing.in_(crossings), Truck.status == "waiting", Truck.run_id != run_id
+        )
+    ).all()
+    for start in range(0, len(gone), 5000):
+        ids = [row.id for row in gone[start : start + 5000]]
+        # The version moves on, so a page still showing the truck cannot override it.
+        session.execute(
+            update(Truck)
+            .where(Truck.id.in_(ids), Truck.status == "waiting")
+            .values(status="departed", version=Truck.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+    for row in gone:
+        audit.append(
+            session=session,
+            actor=published_by,
+            action="truck_departed",
+            crossing=row.crossing,
+            truck_id=row.truck_id,
+            truck_pk=row.id,
+            lane_before=row.lane,
+            lane_after=row.lane,
+            at=now,
+            details={"run_id": run_id, "last_run_id": row.run_id},
+        )
+    session.flush()
+    return len(gone)
 
 
 def _validate(schema: type[dy.Schema], frame: pl.DataFrame, name: str) -> pl.DataFrame:
