@@ -320,3 +320,230 @@ def global_prior(
             / (pl.col("_inspected").fill_null(0) + strength)
         ).alias("_prior"),
     )
+
+
+# --- Profile mode --------------------------------------------------------------------------
+#
+# Every row of a profile-mode batch is declared at or after the cut-off, and every event of the
+# profile is dated before it. So a row's state is the profile's totals for its key plus the
+# batch's own events strictly before its time: a hash join and running counts over the batch,
+# not an as-of join over the profile. Only the window counters (declarations of the last
+# 1/7/30 days) still look into the profile's recent events, and only outcomes recorded after
+# the cut-off (rare at scoring time) need an as-of join. Counts are the same integers as
+# history mode's, and sums of duty the same up to float rounding.
+
+ROW = "_row"
+DECLARATION = "_declaration"
+_ENGINE = "in-memory"
+
+
+def batch_order(items: pl.DataFrame) -> pl.DataFrame:
+    """The batch's rows in time order with each declaration's items together: its row
+    (``ROW``), ``declared_at``, an integer code of its declaration (``DECLARATION``) and the
+    entity keys. Sorting this stably by an entity key gives rows in (key, time, declaration)
+    order, which is what ``profile_entity_features`` counts over."""
+    frame = items.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
+        "declared_at",
+        "declaration_id",
+        *keyed_columns(),
+    )
+    if frame.height == 0:
+        return frame.drop("declaration_id").with_columns(
+            pl.lit(0, dtype=pl.UInt32).alias(DECLARATION)
+        )
+    ids = frame.get_column("declaration_id")
+    runs = ids.rle_id()
+    if runs[-1] + 1 == ids.n_unique():
+        # Each declaration's items are adjacent (as in any declaration file): a stable sort by
+        # time keeps them adjacent, so the run number is an exact declaration code.
+        ordered = frame.with_columns(runs.alias(DECLARATION)).sort(
+            "declared_at", maintain_order=True
+        )
+    else:
+        ordered = frame.with_columns(ids.rank("dense").cast(pl.UInt32).alias(DECLARATION)).sort(
+            "declared_at", DECLARATION
+        )
+    return ordered.drop("declaration_id")
+
+
+def _outcome_events(judged: pl.DataFrame, entity: Entity) -> pl.LazyFrame:
+    """Outcome events of one entity summed per (key, time) with their running totals per key
+    (``_inspected``, ``_violations``, ``_duty``), sorted by (key, time)."""
+    starts = first_of_group(KEY)
+    return (
+        judged.lazy()
+        .select(
+            pl.col(key_column(entity)).alias(KEY),
+            pl.col("recorded_at").alias(TIME),
+            "_inspected",
+            "_violations",
+            "_duty",
+        )
+        .drop_nulls(KEY)
+        .group_by(KEY, TIME)
+        .agg(pl.col("_inspected", "_violations", "_duty").sum())
+        .sort(KEY, TIME)
+        .with_columns(
+            grouped_running(pl.col(c), starts) for c in ("_inspected", "_violations", "_duty")
+        )
+    )
+
+
+def profile_prior(
+    order: pl.DataFrame, known: pl.DataFrame, judged: pl.DataFrame, config: FeatureConfig
+) -> pl.Expr | pl.DataFrame:
+    """``global_prior`` for a profile-mode batch: a constant when no outcome has been recorded
+    since the cut-off, else a frame of ``declared_at`` and ``_prior``. ``known`` is the
+    profile's events of ``EVERYONE``."""
+    strength = config.prior_strength
+    inspected, violations = known.select(pl.col("_inspected", "_violations").sum()).row(0)
+    if judged.height == 0:
+        return pl.lit(
+            (violations + strength * config.prior_violation_rate) / (inspected + strength)
+        )
+    queries = order.lazy().select("declared_at").unique().sort("declared_at")
+    events = _outcome_events(judged, EVERYONE).select(
+        pl.col(TIME).alias("declared_at"), "_inspected", "_violations"
+    )
+    return (
+        queries.join_asof(events, on="declared_at", strategy="backward", allow_exact_matches=False)
+        .select(
+            "declared_at",
+            (
+                (
+                    pl.col("_violations").fill_null(0)
+                    + violations
+                    + strength * config.prior_violation_rate
+                )
+                / (pl.col("_inspected").fill_null(0) + inspected + strength)
+            ).alias("_prior"),
+        )  # fmt: skip
+        .collect(engine=_ENGINE)
+    )
+
+
+def profile_entity_features(
+    order: pl.DataFrame,
+    entity: Entity,
+    known: pl.DataFrame,
+    judged: pl.DataFrame,
+    prior: pl.Expr | pl.DataFrame,
+    config: FeatureConfig,
+) -> pl.DataFrame:
+    """``entity_feature_names(entity)`` of every batch row, in the batch's row order.
+
+    ``order`` is ``batch_order`` of the batch, ``known`` the profile's events of the entity,
+    ``judged`` the outcome items recorded since the cut-off (``outcome_items``), ``prior`` what
+    ``profile_prior`` returns."""
+    t = pl.col("declared_at")
+    new_key = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
+    new_group = pl.col("_new_group")
+    rows = (
+        order.lazy()
+        .select(ROW, pl.col(key_column(entity)).alias(KEY), "declared_at", DECLARATION)
+        .drop_nulls(KEY)
+        .sort(KEY, maintain_order=True)  # (key, time, declaration) order: see batch_order
+        .with_columns(new_key.alias("_new_key"), (new_key | (t != t.shift(1))).alias("_new_group"))
+        .with_columns(
+            # Declarations of the key so far in the batch, the row's own included.
+            grouped_running(
+                (new_group | (pl.col(DECLARATION) != pl.col(DECLARATION).shift(1)))
+                .fill_null(True)
+                .cast(pl.Int64),
+                pl.col("_new_key"),
+            ).alias("_count"),
+            (new_group.cum_sum() - 1).cast(pl.UInt32).alias("_group"),
+            pl.when(pl.col("_new_key")).then(t).forward_fill().alias("_key_first"),
+        )
+        .with_columns(pl.when(new_group).then(pl.col("_count") - 1).forward_fill().alias("_before"))
+        .collect(engine=_ENGINE)
+    )
+    # One row per (key, time) of the batch, sorted by both: the last row of each group.
+    groups = (
+        rows.lazy()
+        .filter(new_group.shift(-1).fill_null(True))
+        .select(
+            KEY,
+            "declared_at",
+            pl.col("_before").alias("_batch_n"),
+            (pl.col("_count") - pl.col("_before")).alias("_here"),
+            pl.when(t != pl.col("_key_first")).then(pl.col("_key_first")).alias("_batch_first"),
+        )
+    )
+    totals = (
+        known.lazy()
+        .group_by(KEY)
+        .agg(
+            *(pl.col(c).sum().alias(f"_p{c}") for c in SUMS),
+            pl.col("_first").min().alias("_pfirst"),
+        )
+    )
+    frame = groups.join(totals, on=KEY, how="left", maintain_order="left")
+    windows = WINDOWS_DAYS if entity.windows else ()
+    if windows:
+        counted = (
+            pl.concat(
+                [
+                    known.lazy().select(KEY, TIME, "_n"),
+                    groups.select(
+                        KEY, pl.col("declared_at").alias(TIME), pl.col("_here").alias("_n")
+                    ),
+                ]
+            )
+            .sort(KEY, TIME)
+            .with_columns(grouped_running(pl.col("_n"), first_of_group(KEY)))
+        )
+        for days in windows:
+            start = f"_from_{days}d"
+            frame = frame.with_columns((t - timedelta(days=days)).alias(start)).join_asof(
+                counted.select(KEY, pl.col(TIME).alias(start), pl.col("_n").alias(f"_n{days}")),
+                on=start, by=KEY, strategy="backward", allow_exact_matches=False,
+                check_sortedness=False,
+            )  # fmt: skip
+    if judged.height:
+        frame = frame.join_asof(
+            _outcome_events(judged, entity).select(
+                KEY, pl.col(TIME).alias("declared_at"), "_inspected", "_violations", "_duty"
+            ),
+            on="declared_at", by=KEY, strategy="backward", allow_exact_matches=False,
+            check_sortedness=False,
+        )  # fmt: skip
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, dtype=pl.Int64).alias("_inspected"),
+            pl.lit(None, dtype=pl.Int64).alias("_violations"),
+            pl.lit(None, dtype=pl.Float64).alias("_duty"),
+        )
+    if isinstance(prior, pl.DataFrame):
+        frame = frame.join(prior.lazy(), on="declared_at", how="left", maintain_order="left")
+        prior_rate = pl.col("_prior")
+    else:
+        prior_rate = prior
+    name = entity.name
+    strength = config.prior_strength
+    declared = pl.col("_p_n").fill_null(0) + pl.col("_batch_n")
+    inspected = pl.col("_p_inspected").fill_null(0) + pl.col("_inspected").fill_null(0)
+    violations = pl.col("_p_violations").fill_null(0) + pl.col("_violations").fill_null(0)
+    duty = pl.col("_p_duty").fill_null(0.0) + pl.col("_duty").fill_null(0.0)
+    first = pl.min_horizontal("_pfirst", "_batch_first")
+    per_group = frame.select(
+        declared.alias(f"{name}_declarations"),
+        *(
+            (declared - pl.col(f"_n{days}").fill_null(0)).alias(f"{name}_declarations_{days}d")
+            for days in windows
+        ),
+        ((t - first).dt.total_microseconds() / DAY_US).alias(f"{name}_days_since_first_seen"),
+        inspected.alias(f"{name}_inspections"),
+        ((violations + strength * prior_rate) / (inspected + strength)).alias(
+            f"{name}_violation_rate"
+        ),
+        duty.alias(f"{name}_duty_found_usd"),
+    ).collect(engine=_ENGINE)
+    # Each batch row takes its group's features; rows without a key take nulls.
+    group_of_row = (
+        pl.Series(ROW, [], dtype=pl.UInt32)
+        .extend_constant(None, order.height)
+        .scatter(rows.get_column(ROW), rows.get_column("_group"))
+    )  # fmt: skip
+    return per_group.select(pl.all().gather(group_of_row))

@@ -129,35 +129,19 @@ def build_features(
     ``crossing``, ``declared_at``, ``trip_id`` and ``feature_columns(config)``.
     """
     config = config or FeatureConfig()
-    items = history.with_entity_columns(declarations)
     if profiles is not None:
-        profiles.check_config(config)
-        items = items.with_columns(profiles.refuse_before_cutoff("declared_at"))
-        outcomes = outcomes.filter(pl.col("recorded_at") >= profiles.cutoff)
-        known_items = pl.concat(
-            [profiles.pending_items.lazy(), items.select(profiles.pending_items.columns)]
-        )
-        reference = profiles.reference
-    else:
-        known_items = items
-        reference = UnitValueReference(
-            period=config.reference_period, min_rows=config.reference_min_rows
-        ).fit(declarations)
+        return _profile_mode(declarations, outcomes, profiles, config, arrivals)
+    items = history.with_entity_columns(declarations)
+    reference = UnitValueReference(
+        period=config.reference_period, min_rows=config.reference_min_rows
+    ).fit(declarations)
     # Each of these feeds a dozen branches of the plan: computed once, not once per branch.
     items = items.cache()
-    judged = history.outcome_items(outcomes, known_items, config).cache()
+    judged = history.outcome_items(outcomes, items, config).cache()
 
     def state(entity: history.Entity) -> pl.LazyFrame:
-        events = history.entity_events(items, judged, entity)
-        if profiles is not None:
-            # Only the keys of this batch are ever asked for: skip the rest of the profile.
-            known = profiles.events[entity.name].lazy()
-            if entity is not EVERYONE:
-                batch_keys = items.select(pl.col(history.key_column(entity)).alias(history.KEY))
-                known = known.join(batch_keys.unique(), on=history.KEY, how="semi")
-            events = pl.concat([known, events])
         # Read by one as-of join per window: computed once.
-        return history.cumulate(events).cache()
+        return history.cumulate(history.entity_events(items, judged, entity)).cache()
 
     prior = history.global_prior(items, state(EVERYONE), config).cache()
     frame = items
@@ -167,9 +151,57 @@ def build_features(
             features, on=[history.key_column(entity), "declared_at"], how="left",
             nulls_equal=False,
         )  # fmt: skip
+    frame = frame.join(reference.transform(items), on=KEYS, how="left")
+    return _item_signals(frame, config, arrivals)
+
+
+def _profile_mode(
+    declarations: pl.LazyFrame,
+    outcomes: pl.LazyFrame,
+    profiles: EntityProfiles,
+    config: FeatureConfig,
+    arrivals: pl.LazyFrame | None,
+) -> pl.LazyFrame:
+    """``build_features`` from entity profiles, computed eagerly with the in-memory engine.
+
+    Entity features are counted per (key, time) over the batch alone and added to the
+    profile's totals (``features.history.profile_entity_features``); they and the price
+    reference come back in the batch's row order and are put beside it, not joined."""
+    profiles.check_config(config)
+    items = (
+        history.with_entity_columns(declarations)
+        .with_columns(profiles.refuse_before_cutoff("declared_at"))
+        .collect(engine=ENGINE)
+    )
+    new_outcomes = outcomes.filter(pl.col("recorded_at") >= profiles.cutoff).collect(engine=ENGINE)
+    known_items = pl.concat(
+        [profiles.pending_items.lazy(), items.lazy().select(profiles.pending_items.columns)]
+    )
+    judged = history.outcome_items(new_outcomes.lazy(), known_items, config).collect(engine=ENGINE)
+    order = history.batch_order(items)
+    prior = history.profile_prior(order, profiles.events[EVERYONE.name], judged, config)
+    entity_features = [
+        history.profile_entity_features(
+            order, entity, profiles.events[entity.name], judged, prior, config
+        )
+        for entity in ENTITIES
+    ]
+    reference = profiles.reference.transform(items.lazy()).collect(engine=ENGINE)
+    frame = pl.concat([items, *entity_features], how="horizontal")
+    if reference.select(KEYS).equals(items.select(KEYS)):
+        frame = pl.concat([frame, reference.drop(KEYS)], how="horizontal").lazy()
+    else:
+        frame = frame.lazy().join(reference.lazy(), on=KEYS, how="left", maintain_order="left")
+    return _item_signals(frame, config, arrivals).collect(engine=ENGINE).lazy()
+
+
+def _item_signals(
+    frame: pl.LazyFrame, config: FeatureConfig, arrivals: pl.LazyFrame | None
+) -> pl.LazyFrame:
+    """The row-level signals of items that carry their entity and reference features, and
+    the output columns of ``build_features``."""
     frame = (
-        frame.join(reference.transform(items), on=KEYS, how="left")
-        .pipe(behaviour.declaration_and_trip_totals)
+        frame.pipe(behaviour.declaration_and_trip_totals)
         .pipe(behaviour.threshold_signals(config.value_thresholds_usd, config.just_under_margin))
         .pipe(behaviour.weighbridge_gap(arrivals, timedelta(hours=config.arrival_tolerance_hours)))
         .with_columns(
@@ -182,7 +214,4 @@ def build_features(
             ),
         )
     )
-    result = frame.select(*KEYS, *PASSTHROUGH, *feature_columns(config))
-    if profiles is not None:
-        return result.collect(engine=ENGINE).lazy()
-    return result
+    return frame.select(*KEYS, *PASSTHROUGH, *feature_columns(config))

@@ -37,8 +37,9 @@ KEY = "ref_key"
 # Polars' optimizer repeat shared stages many times over. The in-memory engine sorts about three
 # times faster than the streaming one here.
 ENGINE: Final = "in-memory"
-# A compacted reference prepares its look-up snapshot on a batch of at most this many rows.
-SNAPSHOT_BATCH_ROWS = 5_000
+# A compacted reference answers from its look-up snapshot (``_snapshot``), whatever the batch;
+# False sends it down the general sort-and-count path instead (tests compare the two).
+SNAPSHOT = True
 # Up to this many keys a batch's slices of a snapshot table are found by binary search.
 _FEW_KEYS: Final = 256
 ROW_COLUMNS = ["hs_code", "origin_country", "period", *METRICS]
@@ -146,7 +147,7 @@ class UnitValueReference:
             rows = rows.with_columns(_refuse_other_periods(self.valid_from_))
         if not self.periods_:  # fitted on nothing: no row has a reference
             return pl.LazyFrame(schema=result_schema())
-        if self.valid_from_ is not None and self._serves_from_snapshot(rows):
+        if self.valid_from_ is not None and SNAPSHOT:
             return self._transform_snapshot(rows)
         queries = (
             _long(rows, ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"])
@@ -226,85 +227,103 @@ class UnitValueReference:
         )
         return _widen(scored.collect(engine=ENGINE).lazy()).collect(engine=ENGINE).lazy()
 
-    def _serves_from_snapshot(self, rows: pl.LazyFrame) -> bool:
-        """Whether a compacted reference answers ``rows`` by look-ups in its snapshot: once the
-        snapshot is made, always; before, only for a small batch (scoring a few trucks), which
-        then makes it. A large batch sorts only the keys it needs instead, cheaper than making
-        the snapshot of every key for a single use."""
-        if getattr(self, "_snapshot_memo", None) is not None:
-            return True
-        height = rows.select(pl.len()).collect(engine=ENGINE).item()
-        return height <= SNAPSHOT_BATCH_ROWS
-
     def _transform_snapshot(self, rows: pl.LazyFrame) -> pl.LazyFrame:
         """``transform`` of a compacted reference: its one period's reference is fixed, so
         the count and median of every key and the running count of every past value are
-        prepared once (``_snapshot``, sorted by key) and a batch only looks up the slices of
-        its own keys. The numbers are those of the general path: the same counts, the same
-        two middle values, the same division."""
+        prepared once (``_snapshot``, sorted by key). The level is chosen once per distinct
+        (HS code, origin) of the batch, joined to the rows, and a row's quantile position is
+        an as-of look-up among its key's past values. The numbers are those of the general
+        path: the same counts, the same two middle values, the same division. The result
+        keeps the rows' order, one row per row, nulls where a metric has no reference."""
         keys, ranks = self._snapshot()
-        queries = (
-            _long(rows, ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"])
-            .with_columns(reference_key(level).alias(f"_key{level}") for level in LEVELS)
-            .collect(engine=ENGINE)
+        frame = rows.collect(engine=ENGINE)
+        pairs = frame.lazy().select("hs_code", "origin_country").unique()
+        choice = self._choose_snapshot_levels(pairs, keys).collect(engine=ENGINE)
+        frame = frame.join(
+            choice, on=["hs_code", "origin_country"], how="left", maintain_order="left"
         )
-        asked = pl.concat([queries.get_column(f"_key{level}") for level in LEVELS])
-        known = _slices(keys, asked.drop_nulls().unique()).lazy()
-        frame = queries.lazy()
-        for level in LEVELS:
-            frame = frame.join(
-                known.rename({KEY: f"_key{level}", "n": f"_n{level}", "median": f"_m{level}"}),
-                on=f"_key{level}",
-                how="left",
+        asked = pl.concat([frame.get_column(f"_key{m}") for m in range(len(METRICS))])
+        below = _slices(ranks, asked.drop_nulls().unique()).lazy()
+        columns: list[pl.Series] = [frame.get_column("declaration_id"), frame.get_column("item_no")]
+        for index, metric in enumerate(METRICS):
+            valid = pl.col(metric).is_not_null() & pl.col(f"_level{index}").is_not_null()
+            queries = (
+                frame.lazy()
+                .select(
+                    pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+                    pl.col(f"_key{index}").alias(KEY),
+                    pl.col(metric).alias("value"),
+                    valid.alias("_valid"),
+                )
+                .filter(pl.col("_valid"))
+                .sort("value")
+                .join_asof(
+                    below,
+                    on="value",
+                    by=KEY,
+                    strategy="backward",
+                    allow_exact_matches=False,
+                    check_sortedness=False,
+                )
+                .select("_row", pl.col("_below").fill_null(0))
+                .collect(engine=ENGINE)
             )
-        enough = [pl.col(f"_n{level}") >= self.min_rows for level in LEVELS]
-
-        def first_enough(column: str) -> pl.Expr:
-            return pl.coalesce(
-                pl.when(ok).then(pl.col(f"{column}{level}"))
-                for level, ok in zip(LEVELS, enough, strict=True)
+            counted = (
+                pl.Series("_below", [], dtype=pl.Int64)
+                .extend_constant(None, frame.height)
+                .scatter(queries.get_column("_row"), queries.get_column("_below"))
             )
+            n = pl.when(valid).then(pl.col(f"_n{index}"))
+            columns += frame.select(
+                pl.when(valid)
+                .then(pl.col(metric) - pl.col(f"_median{index}"))
+                .alias(f"{metric}_log_ratio"),
+                (pl.lit(counted) / n).alias(f"{metric}_position"),
+                pl.when(valid)
+                .then(pl.col(f"_level{index}"))
+                .cast(pl.Int32)
+                .alias(f"{metric}_reference_level"),
+                n.alias(f"{metric}_reference_rows"),
+            ).get_columns()
+        return pl.DataFrame(columns).lazy()
 
-        chosen = (
-            frame.select(
-                "declaration_id",
-                "item_no",
-                "metric",
-                "value",
+    def _choose_snapshot_levels(self, pairs: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
+        """Per distinct (HS code, origin) and metric: the finest level with at least
+        ``min_rows`` past rows in the snapshot, and its key, rows and median, one column of
+        each per metric (``_level0``, ``_key0``, ``_n0``, ``_median0``, ...)."""
+        frame = pairs
+        for index in range(len(METRICS)):
+            frame = frame.with_columns(pl.lit(index, dtype=pl.Int64).alias("metric"))
+            frame = frame.with_columns(reference_key(level).alias(f"_k{level}") for level in LEVELS)
+            for level in LEVELS:
+                frame = frame.join(
+                    keys.lazy().rename(
+                        {KEY: f"_k{level}", "n": f"_kn{level}", "median": f"_km{level}"}
+                    ),
+                    on=f"_k{level}",
+                    how="left",
+                )
+            enough = [pl.col(f"_kn{level}") >= self.min_rows for level in LEVELS]
+
+            def first_enough(column: str, enough: list[pl.Expr] = enough) -> pl.Expr:
+                return pl.coalesce(
+                    pl.when(ok).then(pl.col(f"{column}{level}"))
+                    for level, ok in zip(LEVELS, enough, strict=True)
+                )
+
+            frame = frame.with_columns(
                 pl.coalesce(
                     pl.when(ok).then(pl.lit(level, dtype=pl.Int8))
                     for level, ok in zip(LEVELS, enough, strict=True)
-                ).alias("level"),
-                first_enough("_key").alias(KEY),
-                first_enough("_n").alias("n"),
-                first_enough("_m").alias("median"),
-            )
-            .drop_nulls("level")
-            .sort("value")
-            .collect(engine=ENGINE)
-        )
-        below = _slices(ranks, chosen.get_column(KEY).unique()).sort("value")
-        scored = (
-            chosen.lazy()
-            .join_asof(
-                below.lazy(),
-                on="value",
-                by=KEY,
-                strategy="backward",
-                allow_exact_matches=False,
-                check_sortedness=False,
-            )
-            .select(
-                "declaration_id",
-                "item_no",
+                ).alias(f"_level{index}"),
+                first_enough("_k").alias(f"_key{index}"),
+                first_enough("_kn").alias(f"_n{index}"),
+                first_enough("_km").alias(f"_median{index}"),
+            ).drop(
                 "metric",
-                (pl.col("value") - pl.col("median")).alias("log_ratio"),
-                (pl.col("_below").fill_null(0) / pl.col("n")).alias("position"),
-                "level",
-                "n",
+                *(f"{prefix}{level}" for prefix in ("_k", "_kn", "_km") for level in LEVELS),
             )
-        )
-        return _widen(scored.collect(engine=ENGINE).lazy()).collect(engine=ENGINE).lazy()
+        return frame
 
     def _snapshot(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """For a compacted reference (memoised: a profile serves many batches), both sorted by
