@@ -26,6 +26,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ru": "Неверное имя пользователя или пароль.",
         "en": "Wrong user name or password.",
     },
+    "login_throttled": {
+        "ru": "Слишком много неудачных попыток входа под этим именем с вашего адреса. "
+        "Повторите через {minutes} мин.",
+        "en": "Too many failed log-ins for this user name from your address. "
+        "Try again in {minutes} min.",
+    },
     "role_officer": {"ru": "инспектор", "en": "officer"},
     "role_supervisor": {"ru": "старший инспектор", "en": "supervisor"},
     "role_analyst": {"ru": "аналитик", "en": "analyst"},

@@ -20,12 +20,16 @@ from sqlalchemy.orm import Session
 
 from risk.errors import RiskError
 from risk.store import audit
-from risk.store.models import ROLES, ApiToken, User, WebSession, utcnow
+from risk.store.models import ROLES, ApiToken, LoginFailure, User, WebSession, utcnow
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 MIN_PASSWORD_LENGTH = 10
 SESSION_LIFETIME = timedelta(hours=12)
 TOKEN_PREFIX = "rsk_"
+# Guessing passwords: after this many refusals for one user name from one address within the
+# window, further tries are refused unheard until the oldest of them ages out.
+MAX_LOGIN_FAILURES = 5
+LOGIN_FAILURE_WINDOW = timedelta(minutes=5)
 
 
 class AccountError(RiskError):
@@ -79,6 +83,43 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = _hasher().hash(password)
     return user
+
+
+def login_retry_after(*, session: Session, username: str, client: str) -> int | None:
+    """Seconds until ``username`` may try again from ``client``; None if it may now."""
+    now = utcnow()
+    recent = list(
+        session.scalars(
+            select(LoginFailure.at)
+            .where(
+                LoginFailure.username == username[:64],
+                LoginFailure.client == client[:64],
+                LoginFailure.at > now - LOGIN_FAILURE_WINDOW,
+            )
+            .order_by(LoginFailure.at.desc())
+            .limit(MAX_LOGIN_FAILURES)
+        )
+    )
+    if len(recent) < MAX_LOGIN_FAILURES:
+        return None
+    free_at = min(recent) + LOGIN_FAILURE_WINDOW
+    return max(1, int((free_at - now).total_seconds() + 0.999))
+
+
+def record_login_failure(*, session: Session, username: str, client: str) -> None:
+    """Count a refused log-in (and forget those older than the window); caller commits."""
+    now = utcnow()
+    session.execute(delete(LoginFailure).where(LoginFailure.at <= now - LOGIN_FAILURE_WINDOW))
+    session.add(LoginFailure(username=username[:64], client=client[:64], at=now))
+
+
+def clear_login_failures(*, session: Session, username: str, client: str) -> None:
+    """A successful log-in starts the count again."""
+    session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.username == username[:64], LoginFailure.client == client[:64]
+        )
+    )
 
 
 def list_users(*, session: Session) -> list[User]:

@@ -1,7 +1,8 @@
-"""Logging in and out."""
+"""Logging in and out; a user name that keeps failing from one address is refused a while."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -46,14 +47,35 @@ def login(
     password: Annotated[str, Form(max_length=512)],
     next: Annotated[str, Form()] = "/queue",
 ) -> Response:
-    user = store.authenticate(session=db, username=username.strip(), password=password)
+    name = username.strip()
+    client = request.client.host if request.client else "unknown"
+    wait_s = store.login_retry_after(session=db, username=name, client=client)
+    if wait_s is not None:
+        # Refused unheard: the password is not even checked, so guessing gains nothing.
+        minutes = max(1, math.ceil(wait_s / 60))
+        refusal = render(
+            request,
+            "login.html",
+            {
+                "next": _local(next),
+                "error": translator(lang)("login_throttled", minutes=minutes),
+                "username": username,
+            },
+            status_code=429,
+        )
+        refusal.headers["Retry-After"] = str(wait_s)
+        return refusal
+    user = store.authenticate(session=db, username=name, password=password)
     if user is None:
+        store.record_login_failure(session=db, username=name, client=client)
+        db.commit()
         return render(
             request,
             "login.html",
             {"next": _local(next), "error": translator(lang)("login_failed"), "username": username},
             status_code=401,
         )
+    store.clear_login_failures(session=db, username=name, client=client)
     token = store.start_session(session=db, user=user)
     db.commit()
     response = RedirectResponse(_local(next), status_code=303)
