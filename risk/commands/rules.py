@@ -24,8 +24,8 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            help="Rules file to write (TOML, [[rule]] tables), atomically; `risk score "
-            "--rules FILE` reads it.",
+            help="Rules file to write (TOML, as risk/reference/rules.toml), atomically; "
+            "`risk score --rules FILE` reads it.",
         ),
     ],
     rules: Annotated[
