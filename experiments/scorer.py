@@ -12,7 +12,9 @@ load_scorer(model_uri)`` gives one; the MLflow pyfunc wraps the same object). It
   declarations from that cut-off on), or None;
 - the duty model: a LightGBM regressor of the extra duty of a violation, or, without one, the
   documented rule ``duty_at_stake_usd × evasion_share``;
-- ``model_name``, ``model_version`` ("name/N" once registered), ``run_id``, ``source_profile``.
+- ``model_name``, ``model_version`` ("name/N" once registered), ``run_id``, ``source_profile``;
+- ``compile_policy``: large batches predict through the boosters compiled to native code
+  (``experiments.compiled``, lleaves; the same numbers), SHAP contributions through LightGBM.
 
 Use: ``features = scorer.feature_frame(declarations)`` (profile mode, the bundled profiles),
 ``risk = scorer.predict_items(features)``, ``duty = scorer.expected_duty(features, risk)``;
@@ -34,6 +36,7 @@ import polars as pl
 
 from experiments.calibration import Calibrator
 from experiments.categories import CategoryIndex
+from experiments.compiled import CompilePolicy, FastBooster
 from features.config import FeatureConfig
 
 if TYPE_CHECKING:
@@ -72,6 +75,12 @@ class Scorer:
     run_id: str = ""
     num_threads: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    # How boosters are compiled for large batches (``experiments.compiled``); None: from
+    # the settings (RISK_COMPILED_MODEL, RISK_CACHE_DIR) when first needed.
+    compile_policy: CompilePolicy | None = field(default=None, repr=False, compare=False)
+    _fast: dict[int, FastBooster] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # --- features -------------------------------------------------------------------------
     def feature_frame(
@@ -111,13 +120,33 @@ class Scorer:
         return features.select(pl.col(self.feature_names).cast(pl.Float32)).to_numpy()
 
     # --- prediction -----------------------------------------------------------------------
+    def fast_booster(self, booster: lgb.Booster) -> FastBooster:
+        """``booster`` (the classifier or the duty regressor) with its compiled twin."""
+        fast = self._fast.get(id(booster))
+        if fast is None or fast.booster is not booster:
+            if self.compile_policy is None:
+                self.compile_policy = CompilePolicy.from_settings()
+            fast = FastBooster(booster, self.compile_policy)
+            self._fast[id(booster)] = fast
+        return fast
+
+    def warm_compiled(self) -> None:
+        """Compile the boosters now (or load them from the cache), whatever the batch size."""
+        for booster in (self.booster, self.duty_booster):
+            if booster is not None:
+                self.fast_booster(booster).warm()
+
+    def _predict_dense(self, booster: lgb.Booster, dense: npt.NDArray[Any]) -> np.ndarray:
+        fast = self.fast_booster(booster)
+        if fast.wants_float64(dense.shape[0]) and dense.dtype != np.float64:
+            dense = np.ascontiguousarray(dense, dtype=np.float64)
+        return fast.predict(dense, self.num_threads)
+
     def raw_scores(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """Uncalibrated classifier output."""
         if matrix.shape[0] == 0:
             return np.zeros(0)
-        dense = self.categories.transform(matrix)
-        out = self.booster.predict(dense, num_threads=self.num_threads)
-        return np.asarray(out, dtype=np.float64)
+        return self._predict_dense(self.booster, self.categories.transform(matrix))
 
     def predict_risk(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """Calibrated probability of a violation per row of the feature matrix."""
@@ -133,8 +162,7 @@ class Scorer:
             if features.height == 0:
                 return np.zeros(0)
             dense = self.categories.transform(self.feature_matrix(features))
-            predicted = self.duty_booster.predict(dense, num_threads=self.num_threads)
-            return np.clip(np.asarray(predicted, dtype=np.float64), 0.0, None)
+            return np.clip(self._predict_dense(self.duty_booster, dense), 0.0, None)
         stake = features.get_column(DUTY_AT_STAKE).fill_null(0.0).to_numpy()
         return np.asarray(stake, dtype=np.float64) * self.evasion_share
 

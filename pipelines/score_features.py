@@ -191,14 +191,18 @@ def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
     return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
 
 
-def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
+def dense_matrix(
+    scorer: Scorer, features: pl.DataFrame, *, float64: bool = False
+) -> np.ndarray | None:
     """The matrix the project's boosters read, built in one pass, row-major; None for a
     scorer without dense category indices.
 
     ``experiments.scorer.Scorer`` replaces each categorical code by its position among the
     codes seen in training (unknown: missing). Doing that in Polars before the one conversion
     to NumPy, in the row-major order LightGBM reads, spares a copy and a remap of the whole
-    matrix and LightGBM's own reordering copy.
+    matrix and LightGBM's own reordering copy. Values are rounded to float32, as the model
+    was trained on them; ``float64`` widens them in the same pass, for the compiled
+    predictor (``experiments.compiled``), which reads doubles.
     """
     categories = getattr(scorer, "categories", None)
     codes = getattr(categories, "codes", None)
@@ -212,7 +216,8 @@ def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
             column = column.replace_strict(
                 known, list(range(len(known))), default=None, return_dtype=pl.Float64
             )
-        columns.append(column.cast(pl.Float32).alias(name))
+        column = column.cast(pl.Float32)
+        columns.append((column.cast(pl.Float64) if float64 else column).alias(name))
     return features.select(columns).to_numpy(order="c")
 
 
@@ -220,22 +225,30 @@ def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray
     """Calibrated risk and expected duty at risk per row of ``features``.
 
     For the project's scorer the classifier and the duty regressor read one dense matrix
-    (``dense_matrix``); this mirrors ``Scorer.predict_risk`` and ``Scorer.expected_duty``
-    exactly (a test holds them equal). Any other scorer is asked through the protocol.
+    (``dense_matrix``), in float64 when a booster predicts through its compiled twin
+    (``experiments.compiled``: large batches, or a model already compiled); this mirrors
+    ``Scorer.predict_risk`` and ``Scorer.expected_duty`` exactly (a test holds them equal).
+    Any other scorer is asked through the protocol.
     """
     booster = getattr(scorer, "booster", None)
     calibrator = getattr(scorer, "calibrator", None)
-    dense = dense_matrix(scorer, features) if booster is not None else None
-    if dense is None or calibrator is None or not len(dense):
+    fast_booster = getattr(scorer, "fast_booster", None)
+    duty_booster = getattr(scorer, "duty_booster", None)
+    rows = features.height
+    dense = None
+    if booster is not None and calibrator is not None and fast_booster is not None and rows:
+        fast = [fast_booster(b) for b in (booster, duty_booster) if b is not None]
+        float64 = any(f.wants_float64(rows) for f in fast)
+        dense = dense_matrix(scorer, features, float64=float64)
+    if dense is None or calibrator is None or fast_booster is None:
         risk = np.asarray(
             scorer.predict_risk(feature_matrix(features, scorer.feature_names)), dtype=np.float64
         )
         return risk, np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
     threads = getattr(scorer, "num_threads", 0)
-    risk = np.asarray(calibrator.predict(booster.predict(dense, num_threads=threads)))
-    duty_booster = getattr(scorer, "duty_booster", None)
+    risk = np.asarray(calibrator.predict(fast_booster(booster).predict(dense, threads)))
     if duty_booster is not None:
-        duty_if_wrong = np.clip(duty_booster.predict(dense, num_threads=threads), 0.0, None)
+        duty_if_wrong = np.clip(fast_booster(duty_booster).predict(dense, threads), 0.0, None)
     else:
         duty_if_wrong = np.asarray(scorer.expected_duty(features, np.ones(len(risk))))
     return risk, risk * np.asarray(duty_if_wrong, dtype=np.float64)

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         "grey-import-risk", description="Registered model name (a profile suffix is added)."
     )
     secret_key: SecretStr | None = Field(None, description="Console session signing key.")
+    cache_dir: Path | None = Field(
+        None, description="Cache of compiled models; the user's cache folder if unset."
+    )
+    compiled_model: bool = Field(
+        True, description="Batch scoring predicts through the compiled model (lleaves)."
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

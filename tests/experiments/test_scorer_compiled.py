@@ -1,0 +1,157 @@
+"""The compiled predictor (``experiments.compiled``): LightGBM's numbers, cached, optional.
+
+A tiny model (a few trees) keeps each compile well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from experiments import compiled
+from experiments.compiled import CompilePolicy, FastBooster, cache_key, compile_booster
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """Rows with a categorical column (dense indices 0..9), missing values, and a target."""
+    rng = np.random.default_rng(5)
+    n = 2_000
+    x = rng.normal(size=(n, 5))
+    x[:, 0] = rng.integers(0, 10, size=n)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = ((np.nan_to_num(x[:, 0]) % 3 == 0) ^ (np.nan_to_num(x[:, 1]) > 0.3)).astype(float)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def booster(data: tuple[np.ndarray, np.ndarray]) -> lgb.Booster:
+    x, y = data
+    params = {"objective": "binary", "num_leaves": 7, "verbose": -1, "num_threads": 1}
+    return lgb.train(params, lgb.Dataset(x, y, categorical_feature=[0]), num_boost_round=8)
+
+
+@pytest.fixture(scope="module")
+def regressor(data: tuple[np.ndarray, np.ndarray]) -> lgb.Booster:
+    x, _ = data
+    target = np.abs(np.nan_to_num(x[:, 2])) * 100 + 1
+    params = {"objective": "gamma", "num_leaves": 5, "verbose": -1, "num_threads": 1}
+    return lgb.train(params, lgb.Dataset(x, target, categorical_feature=[0]), num_boost_round=6)
+
+
+def _unseen_rows(x: np.ndarray) -> np.ndarray:
+    """The training rows plus rows with a category never seen and all-missing rows."""
+    odd = x[:50].copy()
+    odd[:25, 0] = 42.0
+    odd[25:] = np.nan
+    return np.ascontiguousarray(np.vstack([x, odd]))
+
+
+@pytest.mark.parametrize("model", ["booster", "regressor"])
+def test_compiled_predictions_equal_lightgbms(
+    model: str, data: tuple[np.ndarray, np.ndarray], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    fitted: lgb.Booster = request.getfixturevalue(model)
+    rows = _unseen_rows(data[0])
+    policy = CompilePolicy(cache_dir=tmp_path)
+    native = compile_booster(fitted.model_to_string(), policy)
+    assert native is not None and not native.from_cache
+    expected = np.asarray(fitted.predict(rows))
+    for threads in (1, 2):
+        got = native.predict(rows, threads)
+        assert got.shape == expected.shape
+        assert np.max(np.abs(got - expected)) <= 1e-9
+
+
+def test_second_load_comes_from_the_cache(booster: lgb.Booster, tmp_path: Path) -> None:
+    policy = CompilePolicy(cache_dir=tmp_path)
+    text = booster.model_to_string()
+    first = compile_booster(text, policy)
+    objects = list(policy.object_dir.glob("*.o"))
+    assert [p.name for p in objects] == [f"{cache_key(text)}.o"]
+    second = compile_booster(text, policy, allow_compile=False)
+    assert first is not None and second is not None and second.from_cache
+    rows = np.ascontiguousarray(np.random.default_rng(1).normal(size=(30, 5)))
+    assert np.array_equal(first.predict(rows), second.predict(rows))
+    # Another model is another key: nothing cached for it, and nothing compiled unasked.
+    other = booster.model_to_string(num_iteration=3)
+    assert compile_booster(other, policy, allow_compile=False) is None
+
+
+def test_a_damaged_cache_file_is_recompiled(booster: lgb.Booster, tmp_path: Path) -> None:
+    policy = CompilePolicy(cache_dir=tmp_path)
+    text = booster.model_to_string()
+    path = policy.object_dir / f"{cache_key(text)}.o"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an object file")
+    path.with_name(path.name + ".sha256").write_text("0" * 64)
+    native = compile_booster(text, policy)
+    assert native is not None and not native.from_cache
+    assert path.read_bytes() != b"not an object file"
+
+
+def test_small_batches_never_pay_the_compile(
+    booster: lgb.Booster, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    policy = CompilePolicy(cache_dir=tmp_path, min_rows=500)
+    fast = FastBooster(booster, policy)
+    x = np.ascontiguousarray(data[0])
+    small = fast.predict(x[:20])
+    assert fast.compiled is None and not policy.object_dir.exists()
+    assert np.array_equal(small, booster.predict(x[:20]))
+    assert not fast.wants_float64(20)
+    large = fast.predict(x)
+    assert fast.compiled is not None and fast.wants_float64(20)
+    assert np.max(np.abs(large - booster.predict(x))) <= 1e-9
+    # Once compiled, a small batch goes through the compiled code too.
+    assert np.max(np.abs(fast.predict(x[:20]) - small)) <= 1e-9
+    # A fresh process (a new FastBooster) finds the cache even for a small batch.
+    again = FastBooster(booster, policy)
+    assert again.compiled_for(5) is not None
+
+
+def test_disabled_means_lightgbm(
+    booster: lgb.Booster, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    policy = CompilePolicy(enabled=False, cache_dir=tmp_path, min_rows=1)
+    fast = FastBooster(booster, policy)
+    x = np.ascontiguousarray(data[0])
+    assert np.array_equal(fast.predict(x), booster.predict(x))
+    assert fast.warm() is None and not tmp_path.joinpath(compiled.CACHE_SUBDIR).exists()
+
+
+def test_a_failed_compile_falls_back_with_a_warning(
+    booster: lgb.Booster,
+    data: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("LLVM is not available")
+
+    monkeypatch.setattr(compiled, "compile_booster", broken)
+    fast = FastBooster(booster, CompilePolicy(cache_dir=tmp_path, min_rows=1))
+    x = np.ascontiguousarray(data[0])
+    with caplog.at_level(logging.WARNING, logger="experiments.compiled"):
+        got = fast.predict(x)
+    assert np.array_equal(got, booster.predict(x))
+    assert "LLVM is not available" in caplog.text
+
+
+def test_settings_choose_the_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from risk.settings import Settings
+
+    monkeypatch.setenv("RISK_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("RISK_COMPILED_MODEL", "false")
+    policy = CompilePolicy.from_settings(Settings())  # type: ignore[call-arg]
+    assert policy == CompilePolicy(enabled=False, cache_dir=tmp_path)
+    monkeypatch.delenv("RISK_CACHE_DIR")
+    monkeypatch.delenv("RISK_COMPILED_MODEL")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    default = CompilePolicy.from_settings(Settings())  # type: ignore[call-arg]
+    assert default.enabled and default.cache_dir == tmp_path / "xdg" / "grey-import-risk"
