@@ -123,14 +123,21 @@ class _EntityEvents:
             first=running("_first", np.minimum),
         )
 
-    def last_before(self, key: int, moment: int) -> int:
-        """Index of the key's last event strictly before ``moment``; -1 when none."""
-        lo = int(np.searchsorted(self.keys, key, side="left"))
-        hi = int(np.searchsorted(self.keys, key, side="right"))
+    def slices(self, keys: list[int]) -> list[tuple[int, int]]:
+        """Where each key's events lie: ``(start, end)``, empty when it has none."""
+        wanted = np.array(keys, dtype=np.uint64)
+        starts = np.searchsorted(self.keys, wanted, side="left").tolist()
+        ends = np.searchsorted(self.keys, wanted, side="right").tolist()
+        return list(zip(starts, ends, strict=True))
+
+    def last_before(self, where: tuple[int, int], moments: list[int]) -> list[int]:
+        """Index of the last event in ``where`` strictly before each of ``moments``; -1 when
+        none."""
+        lo, hi = where
         if lo == hi:
-            return -1
-        before = int(np.searchsorted(self.times[lo:hi], moment, side="left"))
-        return lo + before - 1 if before else -1
+            return [-1] * len(moments)
+        before = np.searchsorted(self.times[lo:hi], moments, side="left").tolist()
+        return [lo + b - 1 if b else -1 for b in before]
 
 
 @dataclass(frozen=True)
@@ -332,8 +339,9 @@ class OnlineFeatures:
         self._check_reference_period(declared)
         computed = row_signals(rows, self.config)
         keys = self._keys(declarations)
+        priors: dict[int, float] = {}
         for entity in ENTITIES:
-            computed.update(self._entity_features(entity, rows, keys, declared))
+            computed.update(self._entity_features(entity, rows, keys, declared, priors))
         computed.update(self._reference_features(self._reference_keys(rows), computed))
         computed["importer_burst_ratio"] = [
             None if a is None or b is None else a / ((b + 1) / 30.0)
@@ -419,11 +427,10 @@ class OnlineFeatures:
         return frame.get_column("trip_weighbridge_gap_ratio").to_list()
 
     # --- entity history ---------------------------------------------------------------------
-    def _state(self, entity: Entity, key: int, moment: int, batch: list[int]) -> _State:
-        """Totals of the profile's events and the batch's declarations strictly before
-        ``moment`` (``batch``: filing times of the batch's distinct declarations, sorted)."""
-        events = self._events[entity.name]
-        at = events.last_before(key, moment)
+    def _state(self, events: _EntityEvents, at: int, moment: int, batch: list[int]) -> _State:
+        """Totals of the profile's events up to index ``at`` (its last one before ``moment``;
+        -1: none) and of the batch's declarations strictly before ``moment`` (``batch``: the
+        filing times of the batch's distinct declarations, sorted)."""
         own = 0
         while own < len(batch) and batch[own] < moment:
             own += 1
@@ -447,9 +454,11 @@ class OnlineFeatures:
         rows: dict[str, list[Any]],
         keys: dict[str, list[int | None]],
         declared: list[int],
+        priors: dict[int, float],
     ) -> dict[str, list[Any]]:
         """One entity's features per row: the profile's state and the batch's own earlier
         declarations (each counted once, at its filing time) strictly before the row."""
+        events = self._events[entity.name]
         entity_keys = keys[key_column(entity)]
         filed: dict[int, set[tuple[str, int]]] = {}
         for key, declaration_id, moment in zip(
@@ -464,26 +473,35 @@ class OnlineFeatures:
         columns: dict[str, list[Any]] = {name: [] for name in names}
         declarations, *counts = names[: 1 + len(windows)]
         since, inspections, rate, duty = names[1 + len(windows) :]
+        known = [key for key in entity_keys if key is not None]
+        where = dict(zip(known, events.slices(known), strict=True)) if known else {}
         for key, moment in zip(entity_keys, declared, strict=True):
             if key is None:  # no such entity: the pipeline's join leaves every column null
                 for values in columns.values():
                     values.append(None)
                 continue
-            state = self._state(entity, key, moment, batch[key])
+            # The row's own time, then the start of each window.
+            moments = [moment, *(moment - days * DAY_US for days in windows)]
+            at, *window_at = events.last_before(where[key], moments)
+            state = self._state(events, at, moment, batch[key])
             columns[declarations].append(state.n)
-            for days, name in zip(windows, counts, strict=True):
-                earlier = self._state(entity, key, moment - days * DAY_US, batch[key])
-                columns[name].append(state.n - earlier.n)
+            for start, start_at, name in zip(moments[1:], window_at, counts, strict=True):
+                columns[name].append(state.n - self._state(events, start_at, start, batch[key]).n)
             columns[since].append(None if state.first is None else (moment - state.first) / DAY_US)
             columns[inspections].append(state.inspected)
+            if moment not in priors:
+                priors[moment] = self._prior(moment)
             columns[rate].append(
-                (state.violations + strength * self._prior(moment)) / (state.inspected + strength)
+                (state.violations + strength * priors[moment]) / (state.inspected + strength)
             )
             columns[duty].append(state.duty)
         return columns
 
     def _prior(self, moment: int) -> float:
-        state = self._state(EVERYONE, 0, moment, [])
+        """The global violation rate strictly before ``moment``, shrunk towards the config's."""
+        events = self._events[EVERYONE.name]
+        (at,) = events.last_before(events.slices([0])[0], [moment])
+        state = self._state(events, at, moment, [])
         config = self.config
         strength = config.prior_strength
         return (state.violations + strength * config.prior_violation_rate) / (
