@@ -334,6 +334,8 @@ def global_prior(
 
 ROW = "_row"
 DECLARATION = "_declaration"
+# Bits of a packed (key number, time) code of the window counters (``_window_counts``).
+PACKED_BITS = 62
 _ENGINE = "in-memory"
 
 
@@ -454,6 +456,7 @@ def profile_entity_features(
                 pl.col("_new_key"),
             ).alias("_count"),
             (new_group.cum_sum() - 1).cast(pl.UInt32).alias("_group"),
+            (pl.col("_new_key").cum_sum() - 1).cast(pl.Int64).alias("_keyno"),
             pl.when(pl.col("_new_key")).then(t).forward_fill().alias("_key_first"),
         )
         .with_columns(pl.when(new_group).then(pl.col("_count") - 1).forward_fill().alias("_before"))
@@ -466,6 +469,7 @@ def profile_entity_features(
         .select(
             KEY,
             "declared_at",
+            "_keyno",
             pl.col("_before").alias("_batch_n"),
             (pl.col("_count") - pl.col("_before")).alias("_here"),
             pl.when(t != pl.col("_key_first")).then(pl.col("_key_first")).alias("_batch_first"),
@@ -482,25 +486,7 @@ def profile_entity_features(
     frame = groups.join(totals, on=KEY, how="left", maintain_order="left")
     windows = WINDOWS_DAYS if entity.windows else ()
     if windows:
-        counted = (
-            pl.concat(
-                [
-                    known.lazy().select(KEY, TIME, "_n"),
-                    groups.select(
-                        KEY, pl.col("declared_at").alias(TIME), pl.col("_here").alias("_n")
-                    ),
-                ]
-            )
-            .sort(KEY, TIME)
-            .with_columns(grouped_running(pl.col("_n"), first_of_group(KEY)))
-        )
-        for days in windows:
-            start = f"_from_{days}d"
-            frame = frame.with_columns((t - timedelta(days=days)).alias(start)).join_asof(
-                counted.select(KEY, pl.col(TIME).alias(start), pl.col("_n").alias(f"_n{days}")),
-                on=start, by=KEY, strategy="backward", allow_exact_matches=False,
-                check_sortedness=False,
-            )  # fmt: skip
+        frame = frame.with_columns(_window_counts(groups.collect(engine=_ENGINE), known, windows))
     if judged.height:
         frame = frame.join_asof(
             _outcome_events(judged, entity).select(
@@ -547,3 +533,99 @@ def profile_entity_features(
         .scatter(rows.get_column(ROW), rows.get_column("_group"))
     )  # fmt: skip
     return per_group.select(pl.all().gather(group_of_row))
+
+
+def _window_counts(
+    groups: pl.DataFrame, known: pl.DataFrame, windows: tuple[int, ...]
+) -> list[pl.Series]:
+    """For each (key, time) group of a profile-mode batch (sorted by both, numbered per key in
+    ``_keyno``, with its declarations ``_here``): ``_n<days>``, the declarations of the key,
+    profile and batch together, strictly before ``declared_at - days``, counted from the
+    profile's first event of the key.
+
+    Key number and time are packed into one integer, so that each window is one as-of join on
+    a single sorted column rather than one per key; too wide a span falls back to the latter."""
+    if groups.height == 0:
+        return [pl.Series(f"_n{days}", [], dtype=pl.Int64) for days in windows]
+    keys = groups.filter(pl.col("_keyno") != pl.col("_keyno").shift(1).fill_null(-1)).select(
+        KEY, "_keyno"
+    )
+    past = known.lazy().select(KEY, TIME, "_n").join(keys.lazy(), on=KEY, how="inner")
+    past = past.collect(engine=_ENGINE)
+    earliest = groups.get_column("declared_at").min() - timedelta(days=max(windows))
+    if past.height:
+        earliest = min(earliest, past.get_column(TIME).min())
+    latest = groups.get_column("declared_at").max()
+    time_bits = int((latest - earliest) // ONE_MICROSECOND + 1).bit_length()
+    if time_bits + max(keys.height, 1).bit_length() > PACKED_BITS:
+        return _window_counts_by_key(groups, past, windows)
+    base = pl.lit(earliest, dtype=pl.Datetime("us"))
+
+    def code(time: pl.Expr) -> pl.Expr:
+        return (pl.col("_keyno") * (1 << time_bits)) + (time - base).dt.total_microseconds()
+
+    counted = (
+        pl.concat(
+            [
+                past.lazy().select(code(pl.col(TIME)).alias("_code"), "_keyno", "_n"),
+                groups.lazy().select(
+                    code(pl.col("declared_at")).alias("_code"),
+                    "_keyno",
+                    pl.col("_here").alias("_n"),
+                ),
+            ]
+        )  # fmt: skip
+        .sort("_code")
+        .with_columns(grouped_running(pl.col("_n"), first_of_group("_keyno")))
+        .select("_code", pl.col("_keyno").alias("_found"), "_n")
+    )
+    queries = groups.lazy().select(
+        "_keyno",
+        *(
+            code(pl.col("declared_at") - timedelta(days=days)).alias(f"_code{days}")
+            for days in windows
+        ),
+    )
+    for days in windows:
+        queries = (
+            queries.join_asof(
+                counted.rename({"_code": f"_code{days}"}),
+                on=f"_code{days}",
+                strategy="backward",
+                allow_exact_matches=False,
+                check_sortedness=False,
+            )
+            .with_columns(
+                pl.when(pl.col("_found") == pl.col("_keyno")).then(pl.col("_n")).alias(f"_n{days}")
+            )
+            .drop("_found", "_n")
+        )
+    return queries.select(f"_n{days}" for days in windows).collect(engine=_ENGINE).get_columns()
+
+
+def _window_counts_by_key(
+    groups: pl.DataFrame, past: pl.DataFrame, windows: tuple[int, ...]
+) -> list[pl.Series]:
+    """``_window_counts`` by one as-of join per key (any span of time)."""
+    counted = (
+        pl.concat(
+            [
+                past.lazy().select(KEY, TIME, "_n"),
+                groups.lazy().select(
+                    KEY, pl.col("declared_at").alias(TIME), pl.col("_here").alias("_n")
+                ),
+            ]
+        )  # fmt: skip
+        .sort(KEY, TIME)
+        .with_columns(grouped_running(pl.col("_n"), first_of_group(KEY)))
+    )
+    frame = groups.lazy().select(KEY, "declared_at")
+    for days in windows:
+        start = f"_from_{days}d"
+        frame = frame.with_columns((pl.col("declared_at") - timedelta(days=days)).alias(start))
+        frame = frame.join_asof(
+            counted.select(KEY, pl.col(TIME).alias(start), pl.col("_n").alias(f"_n{days}")),
+            on=start, by=KEY, strategy="backward", allow_exact_matches=False,
+            check_sortedness=False,
+        )  # fmt: skip
+    return frame.select(f"_n{days}" for days in windows).collect(engine=_ENGINE).get_columns()

@@ -2,8 +2,10 @@
 
 A profile is the history event tables with everything old collapsed into one synthetic event
 per key (``features.history.compact_events``), the items of recent declarations whose outcomes
-may still arrive, and the price reference snapshot of the cut-off's period. Scoring new
-declarations against it runs the very code history mode runs, so the numbers are the same.
+may still arrive, and the price reference of the cut-off's period with its look-up snapshot
+(saved since format 2, so loading is a read). Scoring new declarations adds the batch's own
+events to the profile's totals (``features.history.profile_entity_features``); the parity
+tests hold the numbers equal to history mode's.
 
 What a profile refuses: declarations before its cut-off (their past is already partly inside
 it), and declarations in a later reference period than the cut-off's (their price reference
@@ -27,7 +29,10 @@ from features.config import WINDOWS_DAYS, FeatureConfig
 from features.history import ENTITIES, EVERYONE
 from features.reference import UnitValueReference
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Format 1 lacks the price reference's snapshot, which is then prepared on first use.
+READABLE_FORMATS = (1, 2)
+SNAPSHOT_FILES = ("reference_keys.parquet", "reference_ranks.parquet")
 # Settings that shape what a profile holds; scoring with other values would break parity.
 PROFILE_SETTINGS = (
     "outcome_horizon_days",
@@ -88,6 +93,10 @@ class EntityProfiles:
                 frame.write_parquet(staging / f"events_{name}.parquet")
             self.pending_items.write_parquet(staging / "pending_items.parquet")
             self.reference.rows_.write_parquet(staging / "reference.parquet")
+            # The look-up tables scoring reads the price reference through: a read on load
+            # instead of a sort of every past value.
+            for name, table in zip(SNAPSHOT_FILES, self.reference.snapshot(), strict=True):
+                table.write_parquet(staging / name)
             meta = {
                 "format_version": FORMAT_VERSION,
                 "polars_version": pl.__version__,
@@ -109,7 +118,7 @@ class EntityProfiles:
         if not meta_path.is_file():
             raise FileNotFoundError(f"{source} is not an entity profile (no meta.json)")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in READABLE_FORMATS:
             raise ValueError(
                 f"entity profile {source} has format {meta.get('format_version')}, "
                 f"this code reads {FORMAT_VERSION}; materialise it again"
@@ -125,6 +134,9 @@ class EntityProfiles:
         reference.rows_ = pl.read_parquet(source / "reference.parquet")
         reference.valid_from_ = datetime.fromisoformat(meta["reference_period_start"])
         reference.periods_ = [reference.valid_from_]
+        if all((source / name).is_file() for name in SNAPSHOT_FILES):
+            keys, ranks = (pl.read_parquet(source / name) for name in SNAPSHOT_FILES)
+            reference.use_snapshot(keys, ranks)
         return cls(
             cutoff=datetime.fromisoformat(meta["cutoff"]),
             config=config,

@@ -243,7 +243,7 @@ class UnitValueReference:
             choice, on=["hs_code", "origin_country"], how="left", maintain_order="left"
         )
         asked = pl.concat([frame.get_column(f"_key{m}") for m in range(len(METRICS))])
-        below = _slices(ranks, asked.drop_nulls().unique()).lazy()
+        below = _slices(ranks, asked.drop_nulls().unique())
         columns: list[pl.Series] = [frame.get_column("declaration_id"), frame.get_column("item_no")]
         for index, metric in enumerate(METRICS):
             valid = pl.col(metric).is_not_null() & pl.col(f"_level{index}").is_not_null()
@@ -258,7 +258,8 @@ class UnitValueReference:
                 .filter(pl.col("_valid"))
                 .sort("value")
                 .join_asof(
-                    below,
+                    # The key ends in the metric's index (``reference_key``).
+                    below.lazy().filter(pl.col(KEY) % len(METRICS) == index),
                     on="value",
                     by=KEY,
                     strategy="backward",
@@ -324,6 +325,17 @@ class UnitValueReference:
                 *(f"{prefix}{level}" for prefix in ("_k", "_kn", "_km") for level in LEVELS),
             )
         return frame
+
+    def snapshot(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """A compacted reference's look-up tables (``_snapshot``), to save with a profile."""
+        if self.valid_from_ is None:
+            raise ValueError("only a compacted reference has a snapshot")
+        return self._snapshot()
+
+    def use_snapshot(self, keys: pl.DataFrame, ranks: pl.DataFrame) -> None:
+        """Adopt look-up tables that ``snapshot`` gave for this very reference (a saved
+        profile's), instead of preparing them again."""
+        self._snapshot_memo = (keys, ranks)
 
     def _snapshot(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """For a compacted reference (memoised: a profile serves many batches), both sorted by

@@ -13,6 +13,7 @@ import pytest
 from feature_traffic import Traffic
 from polars.testing import assert_frame_equal
 
+from features import history
 from features.catalog import CATALOG, entry_for, render_markdown
 from features.config import FeatureConfig
 from features.pipeline import (
@@ -23,7 +24,7 @@ from features.pipeline import (
     categorical_features,
     feature_columns,
 )
-from features.profiles import EntityProfiles, materialize_profiles
+from features.profiles import SNAPSHOT_FILES, EntityProfiles, materialize_profiles
 from features.truck import TRUCK_FEATURE_COLUMNS, truck_features
 
 MakeTraffic = Callable[..., Traffic]
@@ -231,3 +232,52 @@ def test_profile_save_replaces_and_load_checks_the_polars_version(
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(ValueError, match="materialise the profile again"):
         EntityProfiles.load(folder)
+
+
+def test_profile_mode_window_counters_by_key_equal_the_packed_ones(
+    make_traffic: MakeTraffic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traffic = make_traffic(300, seed=5, days=59)
+    cutoff = datetime(2024, 2, 10)
+    profiles = materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff)
+
+    def scored() -> pl.DataFrame:
+        return build_features(
+            traffic.declarations.lazy().filter(pl.col("declared_at") >= cutoff),
+            traffic.outcomes.lazy(),
+            profiles=profiles,
+            arrivals=traffic.arrivals.lazy(),
+        ).collect()
+
+    packed = scored()
+    assert packed["importer_declarations_7d"].sum() > 0
+    monkeypatch.setattr(history, "PACKED_BITS", 0)  # every entity takes the by-key path
+    assert_frame_equal(scored(), packed)
+
+
+def test_a_format_1_profile_without_a_reference_snapshot_scores_the_same(
+    tmp_path: Path, make_traffic: MakeTraffic
+) -> None:
+    traffic = make_traffic(300, seed=6, days=59)
+    cutoff = datetime(2024, 2, 10)
+    profiles = materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff)
+    folder = profiles.save(tmp_path / "profile")
+    assert all((folder / name).is_file() for name in SNAPSHOT_FILES)
+    new = EntityProfiles.load(folder)
+
+    def scored(past: EntityProfiles) -> pl.DataFrame:
+        return build_features(
+            traffic.declarations.lazy().filter(pl.col("declared_at") >= cutoff),
+            traffic.outcomes.lazy(),
+            profiles=past,
+        ).collect()
+
+    with_snapshot = scored(new)
+    for name in SNAPSHOT_FILES:
+        (folder / name).unlink()
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    (folder / "meta.json").write_text(json.dumps({**meta, "format_version": 1}), encoding="utf-8")
+    old = EntityProfiles.load(folder)
+    assert getattr(old.reference, "_snapshot_memo", None) is None
+    assert_frame_equal(scored(old), with_snapshot)
+    assert with_snapshot["unit_value_kg_position"].null_count() < with_snapshot.height
