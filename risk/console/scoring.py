@@ -26,6 +26,7 @@ from risk.console.schemas import (
     TruckScoreRequest,
     TruckScoreResponse,
 )
+from risk.console.spot_lane import Waiting, lane_in_queue
 from risk.errors import RiskError
 from risk.lanes import CapacityConfig, assign_lanes, load_capacity
 from risk.rules import RuleSet
@@ -242,34 +243,71 @@ class ScoringService:
                 Truck.decided_by,
             ).where(Truck.crossing == crossing, Truck.status == "waiting", Truck.truck_id != key)
         ).all()
-        queue = pl.DataFrame(
-            [
-                {
-                    "truck_key": truck_id,
-                    "crossing": crossing,
-                    "n_items": n_items,
-                    "risk": risk,
-                    "duty_at_risk_usd": duty,
-                    # Lanes not the model's stay as they are and take their minutes.
-                    "rule_lane": lane if decided_by in FIXED and lane in ("red", "green") else None,
-                    "draw_key": f"{truck_id}|{crossing}|queue",
-                }
-                for truck_id, n_items, risk, duty, lane, decided_by in waiting
-            ],
-            schema={
-                "truck_key": pl.String,
-                "crossing": pl.String,
-                "n_items": pl.Int64,
-                "risk": pl.Float64,
-                "duty_at_risk_usd": pl.Float64,
-                "rule_lane": pl.String,
-                "draw_key": pl.String,
-            },
+        queue = [
+            Waiting(
+                truck_key=truck_id,
+                n_items=n_items,
+                risk=risk,
+                duty_at_risk_usd=duty,
+                # Lanes not the model's stay as they are and take their minutes.
+                rule_lane=lane if decided_by in FIXED and lane in ("red", "green") else None,
+                draw_key=f"{truck_id}|{crossing}|queue",
+            )
+            for truck_id, n_items, risk, duty, lane, decided_by in waiting
+        ]
+        me = truck.row(0, named=True)
+        newcomer = Waiting(
+            truck_key=me["truck_key"],
+            n_items=me["n_items"],
+            risk=me["risk"],
+            duty_at_risk_usd=me["duty_at_risk_usd"],
+            rule_lane=me["rule_lane"],
+            draw_key=me["draw_key"],
         )
-        candidate = truck.select(queue.columns).cast(dict(queue.schema))  # type: ignore[arg-type]
-        lanes = assign_lanes(pl.concat([candidate, queue]), self.capacity(), draw_key="draw_key")
-        mine = lanes.head(1).drop(*candidate.columns)
-        return pl.concat([truck, mine], how="horizontal")
+        decision = lane_in_queue(newcomer, queue, self.capacity(), crossing)
+        if decision is None:  # a missing risk or duty: assign_lanes orders those itself
+            return lane_by_assign_lanes(truck, queue, self.capacity(), crossing)
+        return truck.with_columns(
+            pl.lit(decision.lane, dtype=pl.String).alias("lane"),
+            pl.lit(decision.selection, dtype=pl.String).alias("selection"),
+            pl.lit(decision.decided_by, dtype=pl.String).alias("decided_by"),
+            pl.lit(decision.officer_minutes, dtype=pl.Float64).alias("officer_minutes"),
+            pl.lit(decision.duty_per_minute_usd, dtype=pl.Float64).alias("duty_per_minute_usd"),
+        )
+
+
+def lane_by_assign_lanes(
+    truck: pl.DataFrame, queue: list[Waiting], capacity: CapacityConfig, crossing: str
+) -> pl.DataFrame:
+    """``truck`` (one row of ``aggregate_trucks``) with the lane columns ``assign_lanes`` gives
+    it over itself and the waiting ``queue`` of its crossing."""
+    frame = pl.DataFrame(
+        [
+            {
+                "truck_key": t.truck_key,
+                "crossing": crossing,
+                "n_items": t.n_items,
+                "risk": t.risk,
+                "duty_at_risk_usd": t.duty_at_risk_usd,
+                "rule_lane": t.rule_lane,
+                "draw_key": t.draw_key,
+            }
+            for t in queue
+        ],
+        schema={
+            "truck_key": pl.String,
+            "crossing": pl.String,
+            "n_items": pl.Int64,
+            "risk": pl.Float64,
+            "duty_at_risk_usd": pl.Float64,
+            "rule_lane": pl.String,
+            "draw_key": pl.String,
+        },
+    )
+    candidate = truck.select(frame.columns).cast(dict(frame.schema))  # type: ignore[arg-type]
+    lanes = assign_lanes(pl.concat([candidate, frame]), capacity, draw_key="draw_key")
+    mine = lanes.head(1).drop(*candidate.columns)
+    return pl.concat([truck, mine], how="horizontal")
 
 
 def _response(batch: Any, row: dict[str, Any], *, published: bool) -> TruckScoreResponse:

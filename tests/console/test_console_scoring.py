@@ -299,3 +299,71 @@ def test_a_truck_the_online_path_cannot_mirror_is_scored_by_the_pipeline(
         online.features(odd)
     features = service.truck_features(odd, scorer)  # type: ignore[arg-type]
     assert features.height == 2 and features.columns[:-1] == scorer.feature_names  # type: ignore[attr-defined]
+
+
+def _random_queue(seed: int, size: int) -> list[object]:
+    import numpy as np
+
+    from risk.console.spot_lane import Waiting
+
+    rng = np.random.default_rng(seed)
+    fixed = rng.choice(np.array([None, None, None, None, "red", "green"], dtype=object), size)
+    return [
+        Waiting(
+            truck_key=f"TRK-{seed}-{i:04d}",
+            n_items=int(rng.integers(1, 12)),
+            risk=float(rng.beta(0.6, 6.0)),
+            # Round amounts tie on duty per minute now and then: the risk and key decide.
+            duty_at_risk_usd=float(np.round(rng.lognormal(5.0, 1.5), int(rng.integers(-2, 3)))),
+            rule_lane=fixed[i],
+            draw_key=f"TRK-{seed}-{i:04d}|KZ-1|queue",
+        )
+        for i in range(size)
+    ]
+
+
+@pytest.mark.parametrize(
+    "capacity",
+    [
+        pytest.param({}, id="default"),
+        pytest.param({"physical_per_hour": 1.0, "document_per_hour": 3.0}, id="tight"),
+        pytest.param(
+            {"random_share": 0.3, "min_risk_red": 0.2, "min_risk_yellow": 0.05}, id="thresholds"
+        ),
+    ],
+)
+def test_the_spot_lane_is_the_one_assign_lanes_gives(capacity: dict[str, float]) -> None:
+    from risk.console.scoring import lane_by_assign_lanes
+    from risk.console.spot_lane import lane_in_queue
+    from risk.lanes import CapacityConfig, LaneCapacity
+
+    config = CapacityConfig(seed=3, crossing={"KZ-1": LaneCapacity(**capacity)})
+    seen = set()
+    for seed in range(60):
+        queue = _random_queue(seed, size=[0, 1, 40, 400][seed % 4])
+        newcomer = _random_queue(1000 + seed, size=1)[0]
+        mine = lane_in_queue(newcomer, queue, config, "KZ-1")  # type: ignore[arg-type]
+        assert mine is not None
+        truck = pl.DataFrame(
+            [{**newcomer.__dict__, "crossing": "KZ-1"}],
+            schema={
+                "truck_key": pl.String,
+                "n_items": pl.Int64,
+                "risk": pl.Float64,
+                "duty_at_risk_usd": pl.Float64,
+                "rule_lane": pl.String,
+                "draw_key": pl.String,
+                "crossing": pl.String,
+            },
+        )
+        expected = lane_by_assign_lanes(truck, queue, config, "KZ-1").row(0, named=True)  # type: ignore[arg-type]
+        assert mine.__dict__ == {k: expected[k] for k in mine.__dict__}, seed
+        seen.add((mine.lane, mine.selection))
+    # Every way into a lane is exercised: rule, random draw, targeted red and yellow, release.
+    assert {
+        ("red", "rule"),
+        ("red", "random"),
+        ("red", "targeted"),
+        ("yellow", "targeted"),
+        ("green", "none"),
+    } <= seen
