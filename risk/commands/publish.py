@@ -57,7 +57,8 @@ def command(
     typer.echo(
         f"published run {summary.run_id}: {summary.added:,} trucks added, "
         f"{summary.rescored:,} re-scored, {summary.skipped_inspected:,} already inspected "
-        "(kept)"
+        f"(kept), {summary.watch_listed:,} laned by the store's watch lists, "
+        f"{summary.departed:,} trucks of the previous queue marked departed"
     )
     if importers is not None:
         typer.echo(f"track records of {importers:,} importers from {history}")
