@@ -367,3 +367,30 @@ def test_the_spot_lane_is_the_one_assign_lanes_gives(capacity: dict[str, float])
         ("yellow", "targeted"),
         ("green", "none"),
     } <= seen
+
+
+def test_the_spot_response_is_the_assembled_batchs(
+    champion: Champion, champion_scorer: object
+) -> None:
+    from pipelines.score import aggregate_trucks, assemble, explain, score_items
+    from risk.console.scoring import _response, response_of_parts
+    from risk.lanes import CapacityConfig, LaneCapacity, assign_lanes
+
+    capacity = CapacityConfig(default=LaneCapacity(random_share=0.4))
+    keyed = champion.queue.with_columns(truck_key())
+    selections = set()
+    for truck in keyed.partition_by("truck_key", maintain_order=True)[:20]:
+        scored = score_items(truck.drop("truck_key"), champion_scorer)  # type: ignore[arg-type]
+        with_lane = assign_lanes(aggregate_trucks(scored.items), capacity, draw_key="draw_key")
+        reasons = explain(
+            scored,
+            with_lane,
+            champion_scorer,  # type: ignore[arg-type]
+            reasons_for=LANES,
+            random_share={None: 0.4, **{c: 0.4 for c in with_lane["crossing"]}},
+        )
+        batch = assemble(scored, with_lane, reasons)
+        expected = _response(batch, batch.trucks.row(0, named=True), published=False)
+        assert response_of_parts(scored, with_lane, reasons, published=False) == expected
+        selections.add(expected.selection)
+    assert {"random", "targeted"} <= selections
