@@ -10,6 +10,7 @@ lane computed for one truck alone would always be red, since all capacity would 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
@@ -84,6 +85,10 @@ class ScoringService:
         if self._scorer is None:
             with self._lock:
                 if self._scorer is None:
+                    # As `risk` does for every command (risk.cli), for a console served some
+                    # other way: OpenMP threads that spin while waiting made one truck's
+                    # predict ten times slower on a busy machine. Read when LightGBM loads.
+                    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                     from experiments.registry import load_scorer
 
                     (self._settings or get_settings()).configure_mlflow()
