@@ -224,6 +224,13 @@ class FastBooster:
     def compiled(self) -> CompiledBooster | None:
         return self._compiled
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Native code and locks stay in their process; another one looks in the cache again.
+        return {"booster": self.booster, "policy": self.policy}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["booster"], state["policy"])  # type: ignore[misc]
+
     def _model_text(self) -> str:
         # The text of exactly the trees ``booster.predict`` uses by default.
         return str(self.booster.model_to_string(num_iteration=None))

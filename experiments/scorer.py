@@ -82,6 +82,11 @@ class Scorer:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled code lives in this process only (a Dask worker loads its own, from the
+        # cache or by compiling on its first large batch).
+        return {**self.__dict__, "_fast": {}}
+
     # --- features -------------------------------------------------------------------------
     def feature_frame(
         self,

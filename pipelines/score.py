@@ -54,6 +54,7 @@ from pipelines.score_reasons import (
     CATEGORICAL_SOURCE_COLUMNS,
     MAX_ITEMS_EXPLAINED,
     REASON_LANES,
+    TOP_ITEM,
     explain,
     random_shares,
 )
@@ -164,25 +165,31 @@ def aggregate_trucks(items: pl.DataFrame) -> pl.DataFrame:
     """One row per truck and crossing, in order of first appearance, with rules and risk.
 
     ``draw_key`` (truck, crossing, first declaration) seeds the random-share draw, so that a
-    truck's next trip gets a fresh draw.
+    truck's next trip gets a fresh draw. ``top_item_row`` is the row in ``items`` of the
+    truck's riskiest item (the earliest of equals), the one ``explain`` explains.
     """
     ruled = items.get_column("rule_lane").null_count() < items.height
-    trucks = items.group_by(TRUCK, maintain_order=True).agg(
-        pl.col("truck_id").first(),
-        pl.concat_str(
-            pl.col("truck_key").first(),
-            pl.col("crossing").first(),
-            pl.col("declaration_id").min(),
-            separator="|",
-        ).alias("draw_key"),
-        pl.col("declared_at").min().alias("first_declared_at"),
-        pl.col("declaration_id").n_unique().cast(pl.Int64).alias("n_declarations"),
-        pl.len().cast(pl.Int64).alias("n_items"),
-        _any_wrong().alias("risk"),
-        pl.col("duty_at_risk_usd").sum(),
-        pl.col("risk").max().alias("max_item_risk"),
-        # Without any rule hit the rule columns are constant: no need to aggregate them.
-        *(truck_rule_aggregations() if ruled else []),
+    trucks = (
+        items.with_row_index(TOP_ITEM)
+        .group_by(TRUCK, maintain_order=True)
+        .agg(
+            pl.col("truck_id").first(),
+            pl.concat_str(
+                pl.col("truck_key").first(),
+                pl.col("crossing").first(),
+                pl.col("declaration_id").min(),
+                separator="|",
+            ).alias("draw_key"),
+            pl.col("declared_at").min().alias("first_declared_at"),
+            pl.col("declaration_id").n_unique().cast(pl.Int64).alias("n_declarations"),
+            pl.len().cast(pl.Int64).alias("n_items"),
+            _any_wrong().alias("risk"),
+            pl.col("duty_at_risk_usd").sum(),
+            pl.col("risk").max().alias("max_item_risk"),
+            pl.col(TOP_ITEM).get(pl.col("risk").arg_max()).cast(pl.Int64),
+            # Without any rule hit the rule columns are constant: no need to aggregate them.
+            *(truck_rule_aggregations() if ruled else []),
+        )
     )
     if ruled:
         return trucks.with_columns(truck_rule_columns()).drop(RULE_HELPERS)

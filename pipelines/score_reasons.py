@@ -8,10 +8,12 @@ feature catalogue (``risk.reasons``); a truck's hard rule or random selection is
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from pipelines.score_features import KEYS, TRUCK, ItemScores, Scorer, feature_matrix
 from risk.lanes import CapacityConfig
@@ -25,6 +27,9 @@ from risk.reasons import (
 )
 
 REASON_LANES = ("red", "yellow")
+# The row (in the batch's items) of each truck's riskiest item, kept by ``aggregate_trucks``:
+# the item a truck explains, found without matching a million items against the trucks.
+TOP_ITEM = "top_item_row"
 # SHAP for the riskiest item of each red or yellow truck: it dominates the truck's risk, and
 # one explained row per truck keeps a 7,000-truck queue's reasons within seconds.
 MAX_ITEMS_EXPLAINED = 1
@@ -72,15 +77,9 @@ def explain(
     share grows with the queue (3% of a million-item day is thousands of trucks), so its
     items get no SHAP row.
     """
-    items = scored.items
     flagged = trucks.filter(pl.col("lane").is_in(list(reasons_for)))
-    explained = (
-        items.with_row_index("_row")
-        .join(flagged.filter(pl.col("selection") != "random").select(TRUCK), on=TRUCK, how="semi")
-        .sort([*TRUCK, "risk", "_row"], descending=[False, False, True, False])
-        .filter(pl.int_range(pl.len()).over(TRUCK) < max_items_explained)
-        .sort("_row")
-    )
+    targets = flagged.filter(pl.col("selection") != "random")
+    explained = _explained_items(scored.items, targets, max_items_explained)
     rows = explained.get_column("_row").to_numpy()
     names = list(scorer.feature_names)
     if len(rows):
@@ -134,8 +133,7 @@ def explain(
         frame: pl.DataFrame, texts: list[list[str]], names: list[list[str]]
     ) -> pl.DataFrame:
         return frame.with_columns(
-            pl.Series("reasons", texts, dtype=pl.List(pl.String)),
-            pl.Series("reason_features", names, dtype=pl.List(pl.String)),
+            _string_lists("reasons", texts), _string_lists("reason_features", names)
         )
 
     declaration_ids = pl.DataFrame(
@@ -146,6 +144,50 @@ def explain(
         reasons(declaration_ids, declaration_reasons, declaration_features),
         reasons(flagged.select(TRUCK), truck_reasons, truck_features),
     )
+
+
+_EXPLAINED_COLUMNS = ["declaration_id", "item_no", *TRUCK, "rule_reason"]
+
+
+def _explained_items(items: pl.DataFrame, targets: pl.DataFrame, per_truck: int) -> pl.DataFrame:
+    """``_row`` and the keys of the items to explain: each target truck's ``per_truck``
+    riskiest items (ties: the earlier row), in the batch's row order.
+
+    With one item per truck the trucks carry its row (``TOP_ITEM``); the rows are checked
+    against the trucks' keys, and a frame whose rows do not match (trucks aggregated from
+    another batch) is matched by key instead.
+    """
+    if per_truck == 1 and TOP_ITEM in targets.columns:
+        rows = targets.get_column(TOP_ITEM).cast(pl.Int64).to_numpy()
+        if not len(rows):
+            return items.select(_EXPLAINED_COLUMNS).clear().with_row_index("_row")
+        if rows.min() >= 0 and rows.max() < items.height:
+            picked = items.select(_EXPLAINED_COLUMNS)[rows]
+            if picked.select(TRUCK).equals(targets.select(TRUCK)):
+                order = np.argsort(rows, kind="stable")
+                return picked[order].select(
+                    pl.Series("_row", rows[order], dtype=pl.UInt32), *_EXPLAINED_COLUMNS
+                )
+    return (
+        items.select(_EXPLAINED_COLUMNS, "risk")
+        .with_row_index("_row")
+        .join(targets.select(TRUCK), on=TRUCK, how="semi")
+        .sort([*TRUCK, "risk", "_row"], descending=[False, False, True, False])
+        .filter(pl.int_range(pl.len()).over(TRUCK) < per_truck)
+        .sort("_row")
+        .drop("risk")
+    )
+
+
+def _string_lists(name: str, lists: list[list[str]]) -> pl.Series:
+    """A List(String) column from Python lists, built in one pass through Arrow (Polars
+    builds a Series per inner list otherwise: seconds for a queue's trucks)."""
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum([len(inner) for inner in lists], out=offsets[1:])
+    flat = pa.array(list(itertools.chain.from_iterable(lists)), type=pa.string())
+    array = pa.ListArray.from_arrays(pa.array(offsets), flat)
+    series = pl.Series(name, array)
+    return series.cast(pl.List(pl.String)) if series.dtype != pl.List(pl.String) else series
 
 
 def _random_reason(share: float, lang: str) -> str:

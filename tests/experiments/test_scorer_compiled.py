@@ -155,3 +155,17 @@ def test_settings_choose_the_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     default = CompilePolicy.from_settings(Settings())  # type: ignore[call-arg]
     assert default.enabled and default.cache_dir == tmp_path / "xdg" / "grey-import-risk"
+
+
+def test_a_fast_booster_travels_to_another_process_without_its_code(
+    booster: lgb.Booster, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    import pickle
+
+    fast = FastBooster(booster, CompilePolicy(cache_dir=tmp_path, min_rows=1))
+    x = np.ascontiguousarray(data[0])
+    expected = fast.predict(x)
+    copy = pickle.loads(pickle.dumps(fast))
+    assert copy.compiled is None
+    assert np.array_equal(copy.predict(x), expected)
+    assert copy.compiled is not None and copy.compiled.from_cache
