@@ -1,14 +1,21 @@
-"""Entity history as additive state: counts and sums of past events, joined as of each row.
+"""Entity history as additive state: counts and sums of past events, as of each row.
 
 Every entity (an importer, a truck, an importer x HS chapter pair, ...) accumulates events:
-declarations filed, and inspection outcomes recorded. Events are summed per (key, time),
-cumulated per key, and joined to each row with a backward as-of join that excludes exact
-matches, so a row sees only events strictly before its ``declared_at``: items of one
-declaration never see each other, and an outcome is known from its ``recorded_at`` on.
+declarations filed, and inspection outcomes recorded. A row sees only events strictly before
+its ``declared_at``: items of one declaration never see each other, and an outcome is known
+from its ``recorded_at`` on.
 
-Entity profiles (``features.profiles``) are the same event tables with everything older than a
-boundary collapsed into one synthetic event per key. The code below never knows which of the
-two it was given, which is why history mode and profile mode agree by construction.
+How (``batch_entity_features``): the rows are sorted once by time, then stably by each
+entity's key, so that a scan counts the declarations of each key before each (key, time);
+outcome events (only those that add something: inspections) are cumulated per key and read by
+an as-of join; the windowed counters are as-of joins on a packed (key number, time) code. All
+is computed once per distinct (key, time) and gathered back to the rows in their order.
+
+Entity profiles (``features.profiles``) are the event tables of the past up to a cut-off with
+everything old collapsed into one synthetic event per key (``compact_events``). In profile
+mode every event of the profile precedes every new row, so a row's state is the profile's
+totals for its key plus the batch's own events before it; history mode is the same code with
+an empty profile, which is why the two modes agree.
 
 Keys are 64-bit hashes of the entity's columns (Polars' ``hash`` with its fixed seed): sorting,
 grouping and joining on them is several times faster than on strings, and a collision among a
@@ -213,129 +220,31 @@ def grouped_running(values: pl.Expr, starts: pl.Expr) -> pl.Expr:
     return total - pl.when(starts.fill_null(True)).then(total - values).forward_fill()
 
 
-def cumulate(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Running totals per key in time order, sorted by (key, time) for the as-of join.
-
-    Several events may share a (key, time) (a declaration and an outcome, a profile's tail and
-    new data); they are not merged: the last of them carries the full running total, and a
-    backward as-of join picks the last row before the query time.
-    """
-    starts = first_of_group(KEY)
-    return events.sort(KEY, TIME).with_columns(
-        *(grouped_running(pl.col(c), starts) for c in SUMS),
-        # cum_min leaves nulls (outcome events) null: carry the minimum so far over them.
-        pl.col("_first").cum_min().forward_fill().over(KEY),
-    )
-
-
-def _state_before(
-    queries: pl.LazyFrame, state: pl.LazyFrame, at: str, columns: tuple[str, ...]
-) -> pl.LazyFrame:
-    """For each query, the running totals of events strictly before the time in ``at``.
-
-    Both sides are sorted by (key, time): the as-of join searches within each key."""
-    return queries.join_asof(
-        state.select(KEY, pl.col(TIME).alias(at), *columns),
-        on=at,
-        by=KEY,
-        strategy="backward",
-        allow_exact_matches=False,
-        check_sortedness=False,
-    )
-
-
-def entity_history(
-    items: pl.LazyFrame,
-    entity: Entity,
-    state: pl.LazyFrame,
-    prior: pl.LazyFrame,
-    config: FeatureConfig,
-) -> pl.LazyFrame:
-    """Features of one entity as of each distinct (key, declared_at) among ``items``.
-
-    ``state`` is the cumulated event table (``cumulate``); ``prior`` the global violation rate
-    as of each ``declared_at`` (``global_prior``). Returns the entity's key column,
-    ``declared_at`` and the columns of ``entity_feature_names(entity)``.
-    """
-    key = key_column(entity)
-    windows = WINDOWS_DAYS if entity.windows else ()
-    frame = (
-        items.select(pl.col(key).alias(KEY), "declared_at")
-        .drop_nulls(KEY)
-        .unique()
-        .sort(KEY, "declared_at")
-        .with_columns(
-            (pl.col("declared_at") - timedelta(days=days)).alias(f"_from_{days}d")
-            for days in windows
-        )
-    )
-    frame = _state_before(frame, state, "declared_at", STATE)
-    for days in windows:
-        frame = _state_before(
-            frame,
-            state.select(KEY, TIME, pl.col("_n").alias(f"_n{days}")),
-            f"_from_{days}d",
-            (f"_n{days}",),
-        )
-    name = entity.name
-    strength = config.prior_strength
-    inspected = pl.col("_inspected").fill_null(0)
-    return frame.join(prior, on="declared_at", how="left").select(
-        pl.col(KEY).alias(key),
-        "declared_at",
-        pl.col("_n").fill_null(0).alias(f"{name}_declarations"),
-        *(
-            (pl.col("_n").fill_null(0) - pl.col(f"_n{days}").fill_null(0)).alias(
-                f"{name}_declarations_{days}d"
-            )
-            for days in windows
-        ),
-        ((pl.col("declared_at") - pl.col("_first")).dt.total_microseconds() / DAY_US).alias(
-            f"{name}_days_since_first_seen"
-        ),
-        inspected.alias(f"{name}_inspections"),
-        (
-            (pl.col("_violations").fill_null(0) + strength * pl.col("_prior"))
-            / (inspected + strength)
-        ).alias(f"{name}_violation_rate"),
-        pl.col("_duty").fill_null(0.0).alias(f"{name}_duty_found_usd"),
-    )
-
-
-def global_prior(
-    items: pl.LazyFrame, everyone_state: pl.LazyFrame, config: FeatureConfig
-) -> pl.LazyFrame:
-    """The global violation rate as of each ``declared_at``, shrunk towards the configured one.
-
-    Entity rates shrink towards this, so a new importer starts at what is normal today.
-    """
-    queries = items.select(pl.col(key_column(EVERYONE)).alias(KEY), "declared_at").unique()
-    strength = config.prior_strength
-    return _state_before(
-        queries.sort(KEY, "declared_at"), everyone_state, "declared_at", STATE
-    ).select(
-        "declared_at",
-        (
-            (pl.col("_violations").fill_null(0) + strength * config.prior_violation_rate)
-            / (pl.col("_inspected").fill_null(0) + strength)
-        ).alias("_prior"),
-    )
-
-
-# --- Profile mode --------------------------------------------------------------------------
+# --- Features of a batch over a profile (empty in history mode) -----------------------------
 #
 # Every row of a profile-mode batch is declared at or after the cut-off, and every event of the
 # profile is dated before it. So a row's state is the profile's totals for its key plus the
 # batch's own events strictly before its time: a hash join and running counts over the batch,
 # not an as-of join over the profile. Only the window counters (declarations of the last
-# 1/7/30 days) still look into the profile's recent events, and only outcomes recorded after
-# the cut-off (rare at scoring time) need an as-of join. Counts are the same integers as
-# history mode's, and sums of duty the same up to float rounding.
+# 1/7/30 days) still look into the profile's recent events. Counts are exact integers; sums of
+# duty are the same up to float rounding (history mode used to take them as differences of
+# running sums over all keys, up to ~2e-8 USD off; now per key).
 
 ROW = "_row"
 DECLARATION = "_declaration"
+_NO_EVENTS = pl.DataFrame(
+    schema={
+        KEY: pl.UInt64,
+        TIME: pl.Datetime("us"),
+        "_n": pl.Int64,
+        "_inspected": pl.Int64,
+        "_violations": pl.Int64,
+        "_duty": pl.Float64,
+        "_first": pl.Datetime("us"),
+    }
+)
 # Bits of a packed (key number, time) code of the window counters (``_window_counts``).
-PACKED_BITS = 62
+PACKED_BITS = 63
 _ENGINE = "in-memory"
 
 
@@ -367,6 +276,33 @@ def batch_order(items: pl.DataFrame) -> pl.DataFrame:
             "declared_at", DECLARATION
         )
     return ordered.drop("declaration_id")
+
+
+def batch_entity_features(
+    items: pl.DataFrame,
+    judged: pl.DataFrame,
+    known: dict[str, pl.DataFrame] | None,
+    config: FeatureConfig,
+) -> list[pl.DataFrame]:
+    """The features of every entity (``ENTITIES``) for every row of ``items`` (carrying the
+    key columns), one frame per entity in the rows' order.
+
+    ``judged``: the outcome items (``outcome_items``) not already in ``known``. ``known``: a
+    profile's event tables by entity name, or None for history mode, where the items and
+    outcomes are the whole past."""
+    events = known or {}
+    # Most outcomes are releases without inspection: events that add nothing to any sum.
+    judged = judged.filter(
+        (pl.col("_inspected") != 0) | (pl.col("_violations") != 0) | (pl.col("_duty") != 0)
+    )
+    order = batch_order(items)
+    prior = profile_prior(order, events.get(EVERYONE.name, _NO_EVENTS), judged, config)
+    return [
+        profile_entity_features(
+            order, entity, events.get(entity.name, _NO_EVENTS), judged, prior, config
+        )
+        for entity in ENTITIES
+    ]
 
 
 def _outcome_events(judged: pl.DataFrame, entity: Entity) -> pl.LazyFrame:

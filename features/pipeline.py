@@ -17,7 +17,7 @@ import polars as pl
 from features import behaviour, history, route
 from features.codes import hash_code_expr
 from features.config import FeatureConfig
-from features.history import ENTITIES, EVERYONE, entity_feature_names
+from features.history import ENTITIES, entity_feature_names
 from features.reference import ENGINE, METRICS, UnitValueReference
 
 if TYPE_CHECKING:
@@ -131,28 +131,17 @@ def build_features(
     config = config or FeatureConfig()
     if profiles is not None:
         return _profile_mode(declarations, outcomes, profiles, config, arrivals)
-    items = history.with_entity_columns(declarations)
+    items = history.with_entity_columns(declarations).collect(engine=ENGINE)
     reference = UnitValueReference(
         period=config.reference_period, min_rows=config.reference_min_rows
-    ).fit(declarations)
-    # Each of these feeds a dozen branches of the plan: computed once, not once per branch.
-    items = items.cache()
-    judged = history.outcome_items(outcomes, items, config).cache()
-
-    def state(entity: history.Entity) -> pl.LazyFrame:
-        # Read by one as-of join per window: computed once.
-        return history.cumulate(history.entity_events(items, judged, entity)).cache()
-
-    prior = history.global_prior(items, state(EVERYONE), config).cache()
-    frame = items
-    for entity in ENTITIES:
-        features = history.entity_history(items, entity, state(entity), prior, config)
-        frame = frame.join(
-            features, on=[history.key_column(entity), "declared_at"], how="left",
-            nulls_equal=False,
-        )  # fmt: skip
-    frame = frame.join(reference.transform(items), on=KEYS, how="left")
-    return _item_signals(frame, config, arrivals)
+    ).fit(items)
+    judged = history.outcome_items(outcomes, items.lazy(), config).collect(engine=ENGINE)
+    entity_features = history.batch_entity_features(items, judged, None, config)
+    return _item_signals(
+        _beside(items, entity_features, reference.transform(items.lazy()).collect(engine=ENGINE)),
+        config,
+        arrivals,
+    )
 
 
 def _profile_mode(
@@ -178,21 +167,21 @@ def _profile_mode(
         [profiles.pending_items.lazy(), items.lazy().select(profiles.pending_items.columns)]
     )
     judged = history.outcome_items(new_outcomes.lazy(), known_items, config).collect(engine=ENGINE)
-    order = history.batch_order(items)
-    prior = history.profile_prior(order, profiles.events[EVERYONE.name], judged, config)
-    entity_features = [
-        history.profile_entity_features(
-            order, entity, profiles.events[entity.name], judged, prior, config
-        )
-        for entity in ENTITIES
-    ]
+    entity_features = history.batch_entity_features(items, judged, profiles.events, config)
     reference = profiles.reference.transform(items.lazy()).collect(engine=ENGINE)
+    frame = _beside(items, entity_features, reference)
+    return _item_signals(frame, config, arrivals).collect(engine=ENGINE).lazy()
+
+
+def _beside(
+    items: pl.DataFrame, entity_features: list[pl.DataFrame], reference: pl.DataFrame
+) -> pl.LazyFrame:
+    """Items with their entity features (in their row order) and price-reference features
+    (put beside them when in their order too, else joined on the keys)."""
     frame = pl.concat([items, *entity_features], how="horizontal")
     if reference.select(KEYS).equals(items.select(KEYS)):
-        frame = pl.concat([frame, reference.drop(KEYS)], how="horizontal").lazy()
-    else:
-        frame = frame.lazy().join(reference.lazy(), on=KEYS, how="left", maintain_order="left")
-    return _item_signals(frame, config, arrivals).collect(engine=ENGINE).lazy()
+        return pl.concat([frame, reference.drop(KEYS)], how="horizontal").lazy()
+    return frame.lazy().join(reference.lazy(), on=KEYS, how="left", maintain_order="left")
 
 
 def _item_signals(
