@@ -11,11 +11,13 @@ history-bound features of a small batch by binary search:
 - price reference: per (metric, level, HS prefix, origin) key, its past values sorted; the
   median is read at the middle ranks and a value's position is the count strictly below it.
 
-The row-local features (route, goods, codes, declaration and trip totals, value thresholds,
-weighbridge) are computed by the very expressions ``build_features`` uses, over the small
-frame in one eager pass, so they cannot drift. The result equals ``build_features``' in
-profile mode with empty outcomes (``tests/features/test_online.py`` holds them equal). A batch
-this path cannot mirror exactly raises ``UnsupportedBatchError``; callers then fall back to
+The row-local features (route, goods, codes, declaration and trip totals, value thresholds)
+are a few arithmetic operations per row, done in Python (``features.online_rows``); entity
+keys are the pipeline's own hashes, and the weighbridge gap is the pipeline's own as-of join
+over the small frame when arrivals are given. The result equals ``build_features``' in
+profile mode with empty outcomes, as ``compute_features`` calls it for scoring (same columns,
+types and values; ``tests/features/test_online.py`` holds them equal). A batch this path
+cannot mirror exactly raises ``UnsupportedBatchError``; callers then fall back to
 ``build_features``.
 """
 
@@ -59,18 +61,17 @@ if TYPE_CHECKING:
 _NO_TIME = np.iinfo(np.int64).max  # ``_first`` missing (outcome events)
 _REF_KEY = "_ref_key"
 _ROW = "_online_row"
-# What the entity keys and reference keys are hashed from (``features.history``, ``reference``).
-_KEY_SOURCE_SCHEMA: dict[str, pl.DataType] = {
-    "importer_id": pl.String(),
-    "declarant_id": pl.String(),
-    "consignor_id": pl.String(),
-    "carrier_id": pl.String(),
-    "truck_id": pl.String(),
-    "crossing": pl.String(),
-    "hs_code": pl.String(),
-    "origin_country": pl.String(),
-}
-_KEY_SOURCE_COLUMNS = list(_KEY_SOURCE_SCHEMA)
+# What ``features.history.with_entity_columns`` builds the entity keys from.
+_KEY_SOURCE_COLUMNS = (
+    "importer_id",
+    "declarant_id",
+    "consignor_id",
+    "carrier_id",
+    "truck_id",
+    "crossing",
+    "hs_code",
+    "origin_country",
+)
 
 
 class UnsupportedBatchError(ValueError):
@@ -102,25 +103,19 @@ class _EntityEvents:
             pl.col("_duty").cast(pl.Float64),
             pl.col("_first").cast(pl.Datetime("us")).to_physical().fill_null(_NO_TIME),
         ).sort(KEY, TIME)
-        keys = ordered.get_column(KEY).to_numpy()
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
-
-        def running(column: str, op: np.ufunc) -> np.ndarray:
-            values = ordered.get_column(column).to_numpy()
-            out = np.empty_like(values)
-            bounds = [*starts.tolist(), len(values)]
-            for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-                op.accumulate(values[start:end], out=out[start:end])
-            return out
-
+        # Running totals per key (a Polars window keeps the sorted order).
+        running = ordered.select(
+            pl.col("_n", "_inspected", "_violations", "_duty").cum_sum().over(KEY),
+            pl.col("_first").cum_min().over(KEY),
+        )
         return cls(
-            keys=keys,
+            keys=ordered.get_column(KEY).to_numpy(),
             times=ordered.get_column(TIME).to_numpy(),
-            n=running("_n", np.add),
-            inspected=running("_inspected", np.add),
-            violations=running("_violations", np.add),
-            duty=running("_duty", np.add),
-            first=running("_first", np.minimum),
+            n=running.get_column("_n").to_numpy(),
+            inspected=running.get_column("_inspected").to_numpy(),
+            violations=running.get_column("_violations").to_numpy(),
+            duty=running.get_column("_duty").to_numpy(),
+            first=running.get_column("_first").to_numpy(),
         )
 
     def slices(self, keys: list[int]) -> list[tuple[int, int]]:
