@@ -149,8 +149,12 @@ class UnitValueReference:
             return pl.LazyFrame(schema=result_schema())
         if self.valid_from_ is not None and SNAPSHOT:
             return self._transform_snapshot(rows)
+        frame = rows.collect(engine=ENGINE)
         queries = (
-            _long(rows, ["declaration_id", "item_no", "hs_code", "origin_country", "query_period"])
+            _long(
+                frame.lazy().with_row_index("_row"),
+                ["_row", "hs_code", "origin_country", "query_period"],
+            )
             .collect(engine=ENGINE)
             .lazy()
         )
@@ -167,22 +171,30 @@ class UnitValueReference:
             .drop("_until")
             for level in LEVELS
         )
-        query_part = queries.join(
-            chosen, on=["metric", "hs_code", "origin_country", "query_period"], how="inner"
-        ).select(
-            KEY,
-            "value",
-            pl.col("query_period").alias("period"),
-            "declaration_id",
-            "item_no",
-            "metric",
-            "level",
-            "n",
+        query_part = (
+            queries.join(
+                chosen, on=["metric", "hs_code", "origin_country", "query_period"], how="inner"
+            )
+            .select(
+                KEY,
+                "value",
+                pl.col("query_period").alias("period"),
+                "_row",
+                "metric",
+                "level",
+                "n",
+            )
+            .with_row_index("_q")
+            .collect(engine=ENGINE)
         )
         # Queries sort before past values equal to them: a position counts values strictly below.
+        # Only numbers travel through the sort; a query's other columns are found by ``_q``.
         together = (
-            pl.concat([reference_part, query_part], how="diagonal")
-            .with_columns(pl.col("declaration_id").is_null().alias("is_past"))
+            pl.concat(
+                [reference_part, query_part.lazy().select(KEY, "value", "period", "_q")],
+                how="diagonal",
+            )
+            .with_columns(pl.col("_q").is_null().alias("is_past"))
             .sort(KEY, "value", "is_past")
         )
         first_of_group = pl.col(KEY) != pl.col(KEY).shift(1, fill_value=-1)
@@ -204,11 +216,7 @@ class UnitValueReference:
         scored = (
             counted.filter(~pl.col("is_past"))
             .select(
-                "declaration_id",
-                "item_no",
-                "metric",
-                "level",
-                "n",
+                "_q",
                 KEY,
                 "value",
                 pl.col("period").alias("query_period"),
@@ -216,16 +224,19 @@ class UnitValueReference:
             )  # fmt: skip
             .join(_medians(counted, periods), on=[KEY, "query_period"], how="left")
             .select(
-                "declaration_id",
-                "item_no",
-                "metric",
+                "_q",
                 (pl.col("value") - pl.col("median")).alias("log_ratio"),
-                (pl.col("below") / pl.col("n")).alias("position"),
-                "level",
-                "n",
+                pl.col("below"),
             )
+            .sort("_q")
+            .collect(engine=ENGINE)
         )
-        return _widen(scored.collect(engine=ENGINE).lazy()).collect(engine=ENGINE).lazy()
+        # Every query is in ``scored`` once: sorted by ``_q`` it lines up with ``query_part``.
+        scored = pl.concat(
+            [query_part.select("_row", "metric", "level", "n"), scored.drop("_q")],
+            how="horizontal",
+        ).with_columns((pl.col("below") / pl.col("n")).alias("position"))
+        return _by_row(frame, scored)
 
     def _transform_snapshot(self, rows: pl.LazyFrame) -> pl.LazyFrame:
         """``transform`` of a compacted reference: its one period's reference is fixed, so
@@ -511,6 +522,27 @@ def _slices(table: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
         if end > start
     ]
     return pl.concat(parts) if parts else table.clear()
+
+
+def _by_row(frame: pl.DataFrame, scored: pl.DataFrame) -> pl.LazyFrame:
+    """The result of ``transform`` in the rows' order from one row per (row, metric) that has
+    a reference (``_row``, ``metric``, ``log_ratio``, ``position``, ``level``, ``n``)."""
+    columns = [frame.get_column("declaration_id"), frame.get_column("item_no")]
+    for index, metric in enumerate(METRICS):
+        part = scored.filter(pl.col("metric") == index)
+        rows = part.get_column("_row")
+        for name, source, dtype in (
+            ("log_ratio", "log_ratio", pl.Float64),
+            ("position", "position", pl.Float64),
+            ("reference_level", "level", pl.Int32),
+            ("reference_rows", "n", pl.Int64),
+        ):
+            columns.append(
+                pl.Series(f"{metric}_{name}", [], dtype=dtype)
+                .extend_constant(None, frame.height)
+                .scatter(rows, part.get_column(source).cast(dtype))
+            )
+    return pl.DataFrame(columns).lazy()
 
 
 def _widen(scored: pl.LazyFrame) -> pl.LazyFrame:
