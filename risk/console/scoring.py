@@ -10,6 +10,7 @@ lane computed for one truck alone would always be red, since all capacity would 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from pipelines.score import ItemScores, Scorer
 
 FIXED = ("rule", "random", "override")
+log = logging.getLogger(__name__)
 ITEM_TYPES = {name: column.dtype for name, column in DeclarationItem.columns().items()}
 
 
@@ -67,7 +69,7 @@ class ScoringService:
         self._rules = rules
         self._lang = lang
         self._lock = threading.Lock()
-        self._online: tuple[Scorer, OnlineFeatures] | None = None
+        self._online: tuple[Scorer, OnlineFeatures | None] | None = None
         # One truck at a time through the model: Polars and LightGBM use every core already.
         self._compute = threading.Lock()
 
@@ -117,12 +119,18 @@ class ScoringService:
                     from pipelines.score_features import scoring_profiles
 
                     edges = scoring_profiles(profiles).reference
-                    online = OnlineFeatures.from_profiles(
-                        profiles,
-                        scorer.feature_config,
-                        # Rows after the profile's price period: as of its end (LatestReference).
-                        reference_until=getattr(edges, "latest", None),
-                    )
+                    online: OnlineFeatures | None
+                    try:
+                        online = OnlineFeatures.from_profiles(
+                            profiles,
+                            scorer.feature_config,
+                            # Rows after the profile's price period: as of its end, as
+                            # LatestReference looks them up.
+                            reference_until=getattr(edges, "latest", None),
+                        )
+                    except ValueError as error:  # e.g. a price reference of no one period
+                        log.warning("scoring trucks through the feature pipeline: %s", error)
+                        online = None
                     self._online = (scorer, online)
         return self._online[1]
 
