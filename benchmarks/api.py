@@ -2,14 +2,15 @@
 
 The console runs as ``risk console`` in a subprocess (uvicorn, one worker) over a SQLite store
 holding a scored standing queue; an httpx client with a kept-alive connection sends one truck's
-declaration items ``--requests`` times after ``--warmup`` requests (the first loads the model)
-and times each round trip. Prints p50/p95/p99 and the server's own stage timings
-(``Server-Timing``); the last line is one JSON object.
+declaration items (or ``--trucks`` different trucks in turn) ``--requests`` times after
+``--warmup`` requests (the first loads the model) and times each round trip. Prints
+p50/p95/p99 and the server's own stage timings (``Server-Timing``); the last line is one JSON
+object.
 
 Set-up, not timed: synthetic traffic, a small model trained on its history into an MLflow store
 in ``--workdir`` and promoted to champion (both cached there), the queue scored and published.
 
-    .venv/bin/python benchmarks/api.py [--requests 1000] [--warmup 50] [--workdir DIR]
+    .venv/bin/python benchmarks/api.py [--requests 1000] [--warmup 50] [--trucks 1] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -132,25 +133,31 @@ def _console_store(workdir: Path, traffic: Path) -> tuple[str, str]:
     return url, token
 
 
-def _request_body(traffic: Path, items_per_truck: int) -> dict[str, Any]:
-    """One truck of the queue carrying about the mean load, as the API's JSON."""
+def _request_bodies(traffic: Path, items_per_truck: int, trucks: int) -> list[dict[str, Any]]:
+    """Up to ``trucks`` trucks of the queue carrying ``items_per_truck`` items each, as the
+    API's JSON (the first is the one a single-truck run sends)."""
     import polars as pl
 
     from risk.lanes import truck_key
 
     queue = pl.read_parquet(traffic / "queue" / "declarations.parquet").with_columns(truck_key())
     sizes = queue.group_by("truck_key").len().sort("truck_key")
-    key = sizes.filter(pl.col("len") == items_per_truck)["truck_key"][0]
-    rows = queue.filter(pl.col("truck_key") == key).drop("truck_key").to_dicts()
-    return {
-        "items": [
+    keys = sizes.filter(pl.col("len") == items_per_truck)["truck_key"].head(trucks).to_list()
+    bodies = []
+    for key in keys:
+        rows = queue.filter(pl.col("truck_key") == key).drop("truck_key").to_dicts()
+        bodies.append(
             {
-                k: v.isoformat() if isinstance(v, dt.date | dt.datetime) else v
-                for k, v in row.items()
+                "items": [
+                    {
+                        k: v.isoformat() if isinstance(v, dt.date | dt.datetime) else v
+                        for k, v in row.items()
+                    }
+                    for row in rows
+                ]
             }
-            for row in rows
-        ]
-    }
+        )
+    return bodies
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -163,6 +170,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="Timed requests.")
     parser.add_argument("--warmup", type=int, default=50, help="Untimed requests first.")
     parser.add_argument("--items", type=int, default=5, help="Items on the scored truck.")
+    parser.add_argument(
+        "--trucks", type=int, default=1, help="Different trucks sent in turn (all of --items)."
+    )
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -177,7 +187,7 @@ def main() -> None:
     os.chdir(args.workdir)
     traffic, version = _champion(args.workdir)
     database_url, token = _console_store(args.workdir, traffic)
-    body = _request_body(traffic, args.items)
+    bodies = _request_bodies(traffic, args.items, args.trucks)
 
     port = _free_port()
     env = os.environ | {
@@ -218,12 +228,14 @@ def main() -> None:
                     error = server.stderr.read().decode() if server.stderr else ""
                     raise SystemExit(f"the console did not start: {error}")
                 time.sleep(0.2)
-            for _ in range(args.warmup):
+            for i in range(args.warmup):
+                body = bodies[i % len(bodies)]
                 client.post("/api/v1/trucks/score", json=body).raise_for_status()
             latencies: list[float] = []
             stages: dict[str, list[float]] = {}
             lanes: set[str] = set()
-            for _ in range(args.requests):
+            for i in range(args.requests):
+                body = bodies[i % len(bodies)]
                 started = time.perf_counter()
                 response = client.post("/api/v1/trucks/score", json=body)
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -239,7 +251,10 @@ def main() -> None:
 
     p50, p95, p99 = (_percentile(latencies, q) for q in (0.50, 0.95, 0.99))
     mean = statistics.fmean(latencies)
-    print(f"model {version}; one truck of {args.items} items; {args.requests} requests")
+    print(
+        f"model {version}; {len(bodies)} truck(s) of {args.items} items in turn; "
+        f"{args.requests} requests"
+    )
     print(f"latency ms: p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  mean {mean:.1f}")
     for name, values in stages.items():
         median, tail = statistics.median(values), _percentile(values, 0.99)
@@ -251,6 +266,7 @@ def main() -> None:
                 "benchmark": "api_score_one_truck",
                 "requests": args.requests,
                 "items_per_truck": args.items,
+                "trucks": len(bodies),
                 "p50_ms": round(p50, 2),
                 "p95_ms": round(p95, 2),
                 "p99_ms": round(p99, 2),
