@@ -113,33 +113,66 @@ def weighbridge_gap(
                 pl.lit(None, dtype=pl.Float64).alias("weighbridge_kg"),
                 pl.lit(None, dtype=pl.Float64).alias("trip_weighbridge_gap_ratio"),
             )
+        # (truck, crossing) as one 64-bit hash: the as-of join groups and the join back match
+        # on numbers instead of strings (a collision among a few hundred thousand pairs has a
+        # probability of about 1e-9, as for the entity keys of ``features.history``).
         readings = (
-            arrivals.select("truck_id", "crossing", "arrived_at", "weighbridge_kg")
-            .drop_nulls(["truck_id", "weighbridge_kg"])
+            arrivals.select(_truck_at_crossing(), "arrived_at", "weighbridge_kg")
+            .drop_nulls([TRUCK_AT_CROSSING, "weighbridge_kg"])
             .sort("arrived_at")
         )
+        items = items.with_columns(_truck_at_crossing())
         queries = (
-            items.select("truck_id", "crossing", "declared_at")
-            .drop_nulls("truck_id")
+            items.select(TRUCK_AT_CROSSING, "declared_at")
+            .drop_nulls(TRUCK_AT_CROSSING)
             .unique()
             .sort("declared_at")
             .join_asof(
                 readings,
                 left_on="declared_at",
                 right_on="arrived_at",
-                by=["truck_id", "crossing"],
+                by=TRUCK_AT_CROSSING,
                 strategy="nearest",
                 tolerance=tolerance,
                 check_sortedness=False,
             )
-            .select("truck_id", "crossing", "declared_at", "weighbridge_kg")
+            .select(TRUCK_AT_CROSSING, "declared_at", "weighbridge_kg")
         )
-        return items.join(
-            queries, on=["truck_id", "crossing", "declared_at"], how="left", nulls_equal=False
-        ).with_columns(
-            pl.when(pl.col("trip_gross_kg") > 0)
-            .then((pl.col("weighbridge_kg") - pl.col("trip_gross_kg")) / pl.col("trip_gross_kg"))
-            .alias("trip_weighbridge_gap_ratio")
+        # Joined on the two key columns alone and put beside the items: a join of the wide
+        # frame itself would move every column.
+        matched = (
+            items.select(TRUCK_AT_CROSSING, "declared_at")
+            .join(
+                queries,
+                on=[TRUCK_AT_CROSSING, "declared_at"],
+                how="left",
+                nulls_equal=False,
+                maintain_order="left",
+            )
+            .select("weighbridge_kg")
+        )
+        return (
+            pl.concat([items, matched], how="horizontal")
+            .with_columns(
+                pl.when(pl.col("trip_gross_kg") > 0)
+                .then(
+                    (pl.col("weighbridge_kg") - pl.col("trip_gross_kg")) / pl.col("trip_gross_kg")
+                )
+                .alias("trip_weighbridge_gap_ratio")
+            )
+            .drop(TRUCK_AT_CROSSING)
         )
 
     return apply
+
+
+TRUCK_AT_CROSSING = "_truck_at_crossing"
+
+
+def _truck_at_crossing() -> pl.Expr:
+    """A truck at a crossing as one number; null without a truck."""
+    return (
+        pl.when(pl.col("truck_id").is_not_null())
+        .then(pl.struct("truck_id", "crossing").hash())
+        .alias(TRUCK_AT_CROSSING)
+    )

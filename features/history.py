@@ -25,6 +25,7 @@ across its versions, so a profile records the version it was made with (``featur
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -243,6 +244,8 @@ _NO_EVENTS = pl.DataFrame(
         "_first": pl.Datetime("us"),
     }
 )
+# Entities computed at once by ``batch_entity_features`` (0: one after the other).
+THREADS = 2
 # Bits of a packed (key number, time) code of the window counters (``_window_counts``).
 PACKED_BITS = 63
 _ENGINE = "in-memory"
@@ -297,12 +300,18 @@ def batch_entity_features(
     )
     order = batch_order(items)
     prior = profile_prior(order, events.get(EVERYONE.name, _NO_EVENTS), judged, config)
-    return [
-        profile_entity_features(
+
+    def features(entity: Entity) -> pl.DataFrame:
+        return profile_entity_features(
             order, entity, events.get(entity.name, _NO_EVENTS), judged, prior, config
         )
-        for entity in ENTITIES
-    ]
+
+    if not THREADS:
+        return [features(entity) for entity in ENTITIES]
+    # Much of each entity's work is single-threaded scans and joins: two at a time keep both
+    # cores busy (Polars releases the GIL while it computes).
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        return list(pool.map(features, ENTITIES))
 
 
 def _outcome_events(judged: pl.DataFrame, entity: Entity) -> pl.LazyFrame:
