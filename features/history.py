@@ -251,34 +251,56 @@ PACKED_BITS = 63
 _ENGINE = "in-memory"
 
 
-def batch_order(items: pl.DataFrame) -> pl.DataFrame:
-    """The batch's rows in time order with each declaration's items together: its row
-    (``ROW``), ``declared_at``, an integer code of its declaration (``DECLARATION``) and the
-    entity keys. Sorting this stably by an entity key gives rows in (key, time, declaration)
-    order, which is what ``profile_entity_features`` counts over."""
+@dataclass(frozen=True)
+class BatchOrder:
+    """A batch's rows in time order with each declaration's items together (``batch_order``).
+
+    ``rows``: the row (``ROW``), ``declared_at``, an integer code of its declaration
+    (``DECLARATION``, 0 to the number of declarations - 1) and the entity keys. Sorting it
+    stably by an entity key gives rows in (key, time, declaration) order, which is what
+    ``profile_entity_features`` counts over. ``declarations``: the first row of each
+    declaration; ``declaration_of_row``: each row's code, in the batch's order;
+    ``per_declaration``: the key columns that never vary within a declaration, whose entities
+    are counted over ``declarations`` (a declaration counts once per key anyway)."""
+
+    rows: pl.DataFrame
+    declarations: pl.DataFrame
+    declaration_of_row: pl.Series
+    per_declaration: frozenset[str]
+
+
+def batch_order(items: pl.DataFrame) -> BatchOrder:
+    """``BatchOrder`` of a batch carrying the key columns (``with_entity_columns``)."""
     frame = items.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
         "declared_at",
         "declaration_id",
         *keyed_columns(),
     )
-    if frame.height == 0:
-        return frame.drop("declaration_id").with_columns(
-            pl.lit(0, dtype=pl.UInt32).alias(DECLARATION)
-        )
     ids = frame.get_column("declaration_id")
     runs = ids.rle_id()
-    if runs[-1] + 1 == ids.n_unique():
+    if frame.height == 0 or runs[-1] + 1 == ids.n_unique():
         # Each declaration's items are adjacent (as in any declaration file): a stable sort by
         # time keeps them adjacent, so the run number is an exact declaration code.
-        ordered = frame.with_columns(runs.alias(DECLARATION)).sort(
+        codes = runs
+        ordered = frame.with_columns(codes.alias(DECLARATION)).sort(
             "declared_at", maintain_order=True
         )
     else:
-        ordered = frame.with_columns(ids.rank("dense").cast(pl.UInt32).alias(DECLARATION)).sort(
-            "declared_at", DECLARATION
-        )
-    return ordered.drop("declaration_id")
+        codes = (ids.rank("dense") - 1).cast(pl.UInt32)
+        ordered = frame.with_columns(codes.alias(DECLARATION)).sort("declared_at", DECLARATION)
+    ordered = ordered.drop("declaration_id")
+    code = pl.col(DECLARATION)
+    first = (code != code.shift(1)).fill_null(True)
+    declarations = ordered.filter(first)
+    constant: frozenset[str] = frozenset()
+    if declarations.height == codes.n_unique():  # each declaration in one run (one time)
+        varies = ordered.select(
+            ((code == code.shift(1)) & pl.col(c).ne_missing(pl.col(c).shift(1))).any().alias(c)
+            for c in keyed_columns()
+        ).row(0, named=True)
+        constant = frozenset(c for c, v in varies.items() if not v)
+    return BatchOrder(ordered, declarations, codes.rename(DECLARATION), constant)
 
 
 def batch_entity_features(
@@ -338,7 +360,7 @@ def _outcome_events(judged: pl.DataFrame, entity: Entity) -> pl.LazyFrame:
 
 
 def profile_prior(
-    order: pl.DataFrame, known: pl.DataFrame, judged: pl.DataFrame, config: FeatureConfig
+    order: BatchOrder, known: pl.DataFrame, judged: pl.DataFrame, config: FeatureConfig
 ) -> pl.Expr | pl.DataFrame:
     """``global_prior`` for a profile-mode batch: a constant when no outcome has been recorded
     since the cut-off, else a frame of ``declared_at`` and ``_prior``. ``known`` is the
@@ -349,7 +371,7 @@ def profile_prior(
         return pl.lit(
             (violations + strength * config.prior_violation_rate) / (inspected + strength)
         )
-    queries = order.lazy().select("declared_at").unique().sort("declared_at")
+    queries = order.rows.lazy().select("declared_at").unique().sort("declared_at")
     events = _outcome_events(judged, EVERYONE).select(
         pl.col(TIME).alias("declared_at"), "_inspected", "_violations"
     )
@@ -371,7 +393,7 @@ def profile_prior(
 
 
 def profile_entity_features(
-    order: pl.DataFrame,
+    order: BatchOrder,
     entity: Entity,
     known: pl.DataFrame,
     judged: pl.DataFrame,
@@ -386,9 +408,14 @@ def profile_entity_features(
     t = pl.col("declared_at")
     new_key = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
     new_group = pl.col("_new_group")
+    key = key_column(entity)
+    by_declaration = key in order.per_declaration
+    source, at = (
+        (order.declarations, DECLARATION) if by_declaration else (order.rows, ROW)
+    )  # fmt: skip
     rows = (
-        order.lazy()
-        .select(ROW, pl.col(key_column(entity)).alias(KEY), "declared_at", DECLARATION)
+        source.lazy()
+        .select(pl.col(at).alias("_at"), pl.col(key).alias(KEY), "declared_at", DECLARATION)
         .drop_nulls(KEY)
         .sort(KEY, maintain_order=True)  # (key, time, declaration) order: see batch_order
         .with_columns(new_key.alias("_new_key"), (new_key | (t != t.shift(1))).alias("_new_group"))
@@ -474,9 +501,11 @@ def profile_entity_features(
     # Each batch row takes its group's features; rows without a key take nulls.
     group_of_row = (
         pl.Series(ROW, [], dtype=pl.UInt32)
-        .extend_constant(None, order.height)
-        .scatter(rows.get_column(ROW), rows.get_column("_group"))
+        .extend_constant(None, source.height)
+        .scatter(rows.get_column("_at"), rows.get_column("_group"))
     )  # fmt: skip
+    if by_declaration:
+        group_of_row = group_of_row.gather(order.declaration_of_row)
     return per_group.select(pl.all().gather(group_of_row))
 
 
