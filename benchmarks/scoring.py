@@ -6,10 +6,17 @@ risk and expected duty), lanes (truck aggregation and capacity), reasons (SHAP f
 yellow trucks), assemble, write (Parquet, atomically). Then LightGBM's bare ``predict`` on the
 precomputed feature matrix, and a 7,000-truck queue rescored with reasons.
 
+Prediction goes through the boosters compiled to native code (``experiments.compiled``,
+lleaves), loaded from the compile cache before the clock starts (the steady state: a model is
+compiled once per machine). The JSON reports the ratio of the whole to LightGBM's bare predict
+(the target, at most 1.5) and to the compiled model's bare predict on the same matrix, and the
+compile time of both boosters cold (into an empty cache) and from the cache.
+
 Set-up, not timed: synthetic traffic (history + a queue of about ``--items`` items) and a model
 trained on the history with the project's training code, both cached in ``--workdir``.
 
     .venv/bin/python benchmarks/scoring.py [--items 1000000] [--workdir DIR] [--threads 2]
+        [--no-compiled]
 
 The last line is one JSON object.
 """
@@ -26,6 +33,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# As `risk` does for every command: OpenMP threads sleep while they wait (spinning ones cost
+# LightGBM 3-12x on a shared machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Run as a script, this folder comes first on sys.path, and benchmarks/features.py would hide
 # the features package: the repository root goes first instead.
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,12 +86,41 @@ def _scorer(workdir: Path, traffic: Path, threads: int):  # type: ignore[no-unty
     return Scorer.load(folder, model_version="benchmark/1", num_threads=threads)
 
 
+def _compile_times(scorer, *, enabled: bool) -> dict[str, float | None]:  # type: ignore[no-untyped-def]
+    """Compile both boosters into an empty cache (cold), then load them as scoring will."""
+    import tempfile
+
+    from experiments.compiled import CompilePolicy, compile_booster
+
+    if not enabled:
+        scorer.compile_policy = CompilePolicy(enabled=False)
+        return {"cold": None, "cached": None}
+    boosters = [b for b in (scorer.booster, scorer.duty_booster) if b is not None]
+    with tempfile.TemporaryDirectory(prefix="risk-compile-") as folder:
+        cold = CompilePolicy(cache_dir=Path(folder))
+        start = time.perf_counter()
+        for booster in boosters:
+            compile_booster(booster.model_to_string(), cold)
+        cold_s = time.perf_counter() - start
+    scorer.compile_policy = CompilePolicy.from_settings()
+    scorer.warm_compiled()  # the machine's own cache: compiled once, loaded afterwards
+    start = time.perf_counter()
+    for booster in boosters:
+        compile_booster(booster.model_to_string(), scorer.compile_policy, allow_compile=False)
+    cached_s = time.perf_counter() - start
+    print(f"compiled both boosters in {cold_s:.2f} s cold, {cached_s:.3f} s from the cache")
+    return {"cold": round(cold_s, 3), "cached": round(cached_s, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--workdir", type=Path, default=Path("data") / "bench-scoring")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--queue-trucks", type=int, default=7_000)
+    parser.add_argument(
+        "--no-compiled", action="store_true", help="Predict with LightGBM, not the compiled model."
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -105,6 +144,7 @@ def main() -> None:
 
     traffic = _traffic(args.workdir, args.items)
     scorer = _scorer(args.workdir, traffic, args.threads)
+    compile_s = _compile_times(scorer, enabled=not args.no_compiled)
     capacity = load_capacity()
     rules = load_rules()
     source = traffic / "queue" / "declarations.parquet"
@@ -159,6 +199,16 @@ def main() -> None:
     scorer.booster.predict(dense, num_threads=args.threads)
     bare = time.perf_counter() - start
     print(f"{'bare':<10}{bare:8.2f} s  (LightGBM predict on the precomputed matrix)")
+    compiled = scorer.fast_booster(scorer.booster).compiled
+    bare_compiled = None
+    if compiled is not None:
+        dense64 = np.ascontiguousarray(dense, dtype=np.float64)
+        start = time.perf_counter()
+        compiled.predict(dense64, args.threads)
+        bare_compiled = time.perf_counter() - start
+        del dense64
+        print(f"{'compiled':<10}{bare_compiled:8.2f} s  (compiled predict, same matrix)")
+    del dense, matrix
 
     first = (
         declarations.group_by("truck_id", maintain_order=True)
@@ -192,6 +242,12 @@ def main() -> None:
         "whole_s": round(whole, 3),
         "bare_predict_s": round(bare, 3),
         "ratio_whole_to_bare_predict": round(whole / bare, 3),
+        "compiled": compiled is not None,
+        "bare_compiled_predict_s": None if bare_compiled is None else round(bare_compiled, 3),
+        "ratio_whole_to_bare_compiled_predict": (
+            None if bare_compiled is None else round(whole / bare_compiled, 3)
+        ),
+        "compile_s": compile_s,
         "queue_trucks": rescored.trucks.height,
         "queue_items": queue.height,
         "queue_rescore_with_reasons_s": round(rescore, 3),

@@ -191,18 +191,14 @@ def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
     return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
 
 
-def dense_matrix(
-    scorer: Scorer, features: pl.DataFrame, *, float64: bool = False
-) -> np.ndarray | None:
-    """The matrix the project's boosters read, built in one pass, row-major; None for a
-    scorer without dense category indices.
+def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
+    """The float32 matrix the project's boosters read, built in one pass, row-major; None for
+    a scorer without dense category indices.
 
     ``experiments.scorer.Scorer`` replaces each categorical code by its position among the
     codes seen in training (unknown: missing). Doing that in Polars before the one conversion
     to NumPy, in the row-major order LightGBM reads, spares a copy and a remap of the whole
-    matrix and LightGBM's own reordering copy. Values are rounded to float32, as the model
-    was trained on them; ``float64`` widens them in the same pass, for the compiled
-    predictor (``experiments.compiled``), which reads doubles.
+    matrix and LightGBM's own reordering copy.
     """
     categories = getattr(scorer, "categories", None)
     codes = getattr(categories, "codes", None)
@@ -216,8 +212,7 @@ def dense_matrix(
             column = column.replace_strict(
                 known, list(range(len(known))), default=None, return_dtype=pl.Float64
             )
-        column = column.cast(pl.Float32)
-        columns.append((column.cast(pl.Float64) if float64 else column).alias(name))
+        columns.append(column.cast(pl.Float32).alias(name))
     return features.select(columns).to_numpy(order="c")
 
 
@@ -225,8 +220,9 @@ def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray
     """Calibrated risk and expected duty at risk per row of ``features``.
 
     For the project's scorer the classifier and the duty regressor read one dense matrix
-    (``dense_matrix``), in float64 when a booster predicts through its compiled twin
-    (``experiments.compiled``: large batches, or a model already compiled); this mirrors
+    (``dense_matrix``), widened once to float64 when a booster predicts through its compiled
+    twin (``experiments.compiled``: large batches, or a model already compiled; building the
+    float32 matrix and widening it costs less than building a float64 one); this mirrors
     ``Scorer.predict_risk`` and ``Scorer.expected_duty`` exactly (a test holds them equal).
     Any other scorer is asked through the protocol.
     """
@@ -238,8 +234,9 @@ def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray
     dense = None
     if booster is not None and calibrator is not None and fast_booster is not None and rows:
         fast = [fast_booster(b) for b in (booster, duty_booster) if b is not None]
-        float64 = any(f.wants_float64(rows) for f in fast)
-        dense = dense_matrix(scorer, features, float64=float64)
+        dense = dense_matrix(scorer, features)
+        if dense is not None and any(f.wants_float64(rows) for f in fast):
+            dense = dense.astype(np.float64)
     if dense is None or calibrator is None or fast_booster is None:
         risk = np.asarray(
             scorer.predict_risk(feature_matrix(features, scorer.feature_names)), dtype=np.float64

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 OutputFormat = Literal["parquet", "csv"]
 LIST_SEPARATOR = " | "
+# Snappy: about 30% less CPU than Polars' default zstd for a million scored items (files
+# about 50% larger), and the codec every Parquet reader knows.
+PARQUET_COMPRESSION: Literal["snappy"] = "snappy"
 
 
 def default_model_uri(profile: str) -> str:
@@ -114,7 +117,7 @@ def write_outputs(
         for name, frame in frames.items():
             tmp = stack.enter_context(atomic_path(paths[name]))
             if name == "quarantine" or fmt == "parquet":
-                frame.write_parquet(tmp, statistics=True)
+                frame.write_parquet(tmp, statistics=True, compression=PARQUET_COMPRESSION)
             else:
                 _flatten_lists(frame).write_csv(tmp)
 

@@ -25,6 +25,7 @@ import tomllib
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -179,8 +180,7 @@ def assign_lanes(
     crossings = trucks.get_column("crossing").unique(maintain_order=True).to_list()
     caps = capacity.frame(crossings)
     frame = (
-        trucks.with_row_index("_order")
-        .join(caps, on="crossing", how="left", nulls_equal=True)
+        trucks.join(caps, on="crossing", how="left", nulls_equal=True, maintain_order="left")
         .with_columns(
             _m_red=pl.col("_m_red") + pl.col("_m_red_item") * (pl.col("n_items") - 1),
             _m_yellow=pl.col("_m_yellow") + pl.col("_m_yellow_item") * (pl.col("n_items") - 1),
@@ -217,36 +217,32 @@ def assign_lanes(
     )
     red = pl.col("_rule_red") | pl.col("_random") | pl.col("_targeted_red")
     yellow = pl.col("_targeted_yellow")
-    return (
-        frame.sort("_order")
-        .with_columns(
-            lane=pl.when(red)
-            .then(pl.lit("red"))
-            .when(yellow)
-            .then(pl.lit("yellow"))
-            # Ruled-green and unselected trucks are released.
-            .otherwise(pl.lit("green")),
-            selection=pl.when(pl.col("_rule_red"))
-            .then(pl.lit("rule"))
-            .when(pl.col("_random"))
-            .then(pl.lit("random"))
-            .when(pl.col("_targeted_red") | yellow)
-            .then(pl.lit("targeted"))
-            .otherwise(pl.lit("none")),
-            decided_by=pl.when(pl.col("_rule_red") | pl.col("_rule_green"))
-            .then(pl.lit("rule"))
-            .when(pl.col("_random"))
-            .then(pl.lit("random"))
-            .otherwise(pl.lit("model")),
-            officer_minutes=pl.when(red)
-            .then(pl.col("_m_red"))
-            .when(yellow)
-            .then(pl.col("_m_yellow"))
-            .otherwise(pl.lit(0.0)),
-            duty_per_minute_usd=pl.col("duty_at_risk_usd") / pl.col("_m_red"),
-        )
-        .select(*trucks.columns, *LANE_COLUMNS)
-    )
+    return frame.with_columns(
+        lane=pl.when(red)
+        .then(pl.lit("red"))
+        .when(yellow)
+        .then(pl.lit("yellow"))
+        # Ruled-green and unselected trucks are released.
+        .otherwise(pl.lit("green")),
+        selection=pl.when(pl.col("_rule_red"))
+        .then(pl.lit("rule"))
+        .when(pl.col("_random"))
+        .then(pl.lit("random"))
+        .when(pl.col("_targeted_red") | yellow)
+        .then(pl.lit("targeted"))
+        .otherwise(pl.lit("none")),
+        decided_by=pl.when(pl.col("_rule_red") | pl.col("_rule_green"))
+        .then(pl.lit("rule"))
+        .when(pl.col("_random"))
+        .then(pl.lit("random"))
+        .otherwise(pl.lit("model")),
+        officer_minutes=pl.when(red)
+        .then(pl.col("_m_red"))
+        .when(yellow)
+        .then(pl.col("_m_yellow"))
+        .otherwise(pl.lit(0.0)),
+        duty_per_minute_usd=pl.col("duty_at_risk_usd") / pl.col("_m_red"),
+    ).select(*trucks.columns, *LANE_COLUMNS)
 
 
 def _fill(
@@ -257,19 +253,31 @@ def _fill(
     Trucks are taken in order of duty at risk per minute (ties: higher risk, then truck key,
     so the order is total and the result deterministic) while the running total of minutes
     stays within the budget: a prefix of the ranking, so a lower-ranked truck is never
-    preferred to a higher-ranked one.
+    preferred to a higher-ranked one. Only the ranking's columns are sorted; the frame keeps
+    its order.
     """
-    ranked = frame.with_columns(
-        _eligible=eligible,
-        _value=pl.col("duty_at_risk_usd") / pl.col(minutes),
-    ).sort(
-        ["crossing", "_eligible", "_value", "risk", "truck_key"],
-        descending=[False, True, True, True, False],
-        nulls_last=True,
-    )
-    used = pl.when(pl.col("_eligible")).then(pl.col(minutes)).otherwise(0.0)
-    return ranked.with_columns(
-        (pl.col("_eligible") & (used.cum_sum().over("crossing") <= pl.col(budget) + 1e-9)).alias(
-            out
+    ranked = (
+        frame.select(
+            "crossing",
+            eligible.alias("_eligible"),
+            (pl.col("duty_at_risk_usd") / pl.col(minutes)).alias("_value"),
+            "risk",
+            "truck_key",
+            pl.col(minutes).alias("_minutes"),
+            pl.col(budget).alias("_budget"),
         )
-    ).drop("_eligible", "_value")
+        .with_row_index("_position")
+        .sort(
+            ["crossing", "_eligible", "_value", "risk", "truck_key"],
+            descending=[False, True, True, True, False],
+            nulls_last=True,
+        )
+    )
+    used = pl.when(pl.col("_eligible")).then(pl.col("_minutes")).otherwise(0.0)
+    chosen = ranked.select(
+        "_position",
+        pl.col("_eligible") & (used.cum_sum().over("crossing") <= pl.col("_budget") + 1e-9),
+    )
+    mask = np.zeros(frame.height, dtype=bool)
+    mask[chosen.get_column("_position").to_numpy()] = chosen.get_column("_eligible").to_numpy()
+    return frame.with_columns(pl.Series(out, mask))
