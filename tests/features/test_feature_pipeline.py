@@ -281,3 +281,24 @@ def test_a_format_1_profile_without_a_reference_snapshot_scores_the_same(
     assert getattr(old.reference, "_snapshot_memo", None) is None
     assert_frame_equal(scored(old), with_snapshot)
     assert with_snapshot["unit_value_kg_position"].null_count() < with_snapshot.height
+
+
+def test_row_order_and_items_of_one_declaration_apart_change_no_feature(
+    traffic: Traffic,
+) -> None:
+    # Shuffled, a declaration's items are no longer adjacent (the exact-rank path); and one
+    # declaration whose items name two importers is counted once for each of them.
+    counts = traffic.declarations.group_by("declaration_id").len()
+    split = counts.filter(pl.col("len") > 1).sort("declaration_id")["declaration_id"][0]
+    declarations = traffic.declarations.with_columns(
+        pl.when((pl.col("declaration_id") == split) & (pl.col("item_no") > 1))
+        .then(pl.lit("importer-split"))
+        .otherwise(pl.col("importer_id"))
+        .alias("importer_id")
+    )
+    plain = _history(Traffic(declarations, traffic.outcomes, traffic.arrivals))
+    shuffled = declarations.sample(fraction=1.0, shuffle=True, seed=3)
+    assert shuffled["declaration_id"].rle_id().max() + 1 > counts.height  # type: ignore[operator]
+    assert_frame_equal(
+        _history(Traffic(shuffled, traffic.outcomes, traffic.arrivals)), plain, rel_tol=1e-12
+    )
