@@ -121,12 +121,13 @@ def build_features(
     must all be declared at or after its cut-off and in its reference period (profile mode);
     only outcomes recorded at or after the cut-off are taken from ``outcomes``.
 
-    In history mode the price reference is fitted here (one eager pass over ``declarations``);
-    everything else stays lazy. In profile mode the whole result is computed here with the
-    in-memory engine and handed back as a LazyFrame over it: scoring batches are small, and
+    Entity history and the price reference are computed here, eagerly with the in-memory
+    engine (``features.history.batch_entity_features``, ``UnitValueReference.transform``),
+    and come back in the rows' order. In history mode the row-level signals stay lazy; in
+    profile mode the whole result is computed here and handed back as a LazyFrame over it:
     the streaming engine's start-up per plan node costs more than the work on a few trucks.
-    Returns ``declaration_id``, ``item_no``, ``truck_id``,
-    ``crossing``, ``declared_at``, ``trip_id`` and ``feature_columns(config)``.
+    Rows keep the order of ``declarations``. Returns ``declaration_id``, ``item_no``,
+    ``truck_id``, ``crossing``, ``declared_at``, ``trip_id`` and ``feature_columns(config)``.
     """
     config = config or FeatureConfig()
     if profiles is not None:
@@ -135,13 +136,12 @@ def build_features(
     reference = UnitValueReference(
         period=config.reference_period, min_rows=config.reference_min_rows
     ).fit(items)
+    # The reference first: its sort is the peak of memory, best reached with little else held.
+    values = reference.transform(items.lazy()).collect(engine=ENGINE)
+    del reference
     judged = history.outcome_items(outcomes, items.lazy(), config).collect(engine=ENGINE)
     entity_features = history.batch_entity_features(items, judged, None, config)
-    return _item_signals(
-        _beside(items, entity_features, reference.transform(items.lazy()).collect(engine=ENGINE)),
-        config,
-        arrivals,
-    )
+    return _item_signals(_beside(items, entity_features, values), config, arrivals)
 
 
 def _profile_mode(
