@@ -354,39 +354,51 @@ class UnitValueReference:
         distinct past value, ``_below``, the number of past values at or below it, so that an
         as-of join strictly below a query's value counts the past values under it."""
         if getattr(self, "_snapshot_memo", None) is None:
-            past = self._past_keyed().lazy().filter(pl.col("period") < self.valid_from_)
+            past = (
+                self._past_keyed()
+                .lazy()
+                .filter(pl.col("period") < self.valid_from_)
+                .sort("value")
+                .collect(engine=ENGINE)
+            )
             first_of_group = pl.col(KEY) != pl.col(KEY).shift(1, fill_value=-1)
+            last_of_group = pl.col(KEY) != pl.col(KEY).shift(-1, fill_value=-1)
+            # Sorted by value once; a stable sort by key then leaves each key's values in order
+            # (a key belongs to one level), far cheaper than sorting by (key, value).
             ordered = (
                 pl.concat(
-                    past.select(pl.col(f"_key{level}").alias(KEY), "value") for level in LEVELS
+                    past.lazy().select(pl.col(f"_key{level}").alias(KEY), "value")
+                    for level in LEVELS
                 )
                 .drop_nulls(KEY)
-                .sort(KEY, "value")
+                .sort(KEY, maintain_order=True)
                 .with_columns(
                     _grouped_cum_sum(pl.repeat(1, pl.len(), dtype=pl.Int64), first_of_group).alias(
                         "_rank"
                     )
                 )
+                .with_columns(
+                    pl.when(last_of_group).then(pl.col("_rank")).backward_fill().alias("n")
+                )
                 .collect(engine=ENGINE)
             )
-            counts = ordered.lazy().group_by(KEY).agg(pl.len().cast(pl.Int64).alias("n"))
             rank, n = pl.col("_rank"), pl.col("n")
             keys = (
                 ordered.lazy()
-                .join(counts, on=KEY, how="left")
                 .filter((rank == (n + 1) // 2) | (rank == (n + 2) // 2))
-                .group_by(KEY)
+                .group_by(KEY, maintain_order=True)
                 .agg(pl.col("n").first(), pl.col("value").mean().alias("median"))
-                .sort(KEY)
                 .collect(engine=ENGINE)
             )
             ranks = (
                 ordered.lazy()
-                # The last of equal values in a key carries the count of all of them.
+                # The last of equal values in a key carries the count of all of them. A key
+                # with fewer than ``min_rows`` values is never chosen: its values are not kept.
                 .filter(
                     (pl.col("value") != pl.col("value").shift(-1))
                     .or_(pl.col(KEY) != pl.col(KEY).shift(-1))
                     .fill_null(True)
+                    & (pl.col("n") >= self.min_rows)
                 )
                 .collect(engine=ENGINE)
             )
