@@ -29,6 +29,7 @@ from risk.console.schemas import (
     TruckScoreResponse,
 )
 from risk.console.spot_lane import Waiting, lane_in_queue
+from risk.console.spot_reasons import SpotReasons, truck_reasons
 from risk.errors import RiskError
 from risk.lanes import CapacityConfig, assign_lanes, load_capacity
 from risk.rules import RuleSet
@@ -207,18 +208,26 @@ class ScoringService:
             key = truck.get_column("truck_key")[0]
             with_lane = self._lane_in_queue(session, truck, crossing=crossing, key=key)
             lap("lane")
-            capacity = self.capacity().for_crossing(crossing)
+            share = self.capacity().for_crossing(crossing).random_share
+            if not publish:
+                spot = truck_reasons(
+                    scored,
+                    with_lane.row(0, named=True),
+                    scorer,
+                    random_share=share,
+                    lang=self._lang,
+                )
+                lap("reasons")
+                return response_of_parts(scored, with_lane, spot, published=False), timings
             reasons = explain(
                 scored,
                 with_lane,
                 scorer,
                 reasons_for=LANES,
-                random_share={crossing: capacity.random_share},
+                random_share={crossing: share},
                 lang=self._lang,
             )
             lap("reasons")
-        if not publish:
-            return response_of_parts(scored, with_lane, reasons, published=False), timings
         batch = assemble(scored, with_lane, reasons)
         frames = store.published_frames(
             trucks=batch.trucks,
@@ -322,23 +331,12 @@ def lane_by_assign_lanes(
 
 
 def response_of_parts(
-    scored: ItemScores,
-    truck: pl.DataFrame,
-    reasons: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
-    *,
-    published: bool,
+    scored: ItemScores, truck: pl.DataFrame, reasons: SpotReasons, *, published: bool
 ) -> TruckScoreResponse:
-    """What ``_response`` makes of ``pipelines.score.assemble(scored, truck, reasons)``, read
-    from the parts: assembling the three output frames takes a dozen joins and fills, which
-    for one truck cost more than scoring it; only the declarations' totals need Polars."""
-    item_reasons, declaration_reasons, truck_reasons = reasons
-    by_item = {
-        (declaration_id, item_no): texts
-        for declaration_id, item_no, texts in item_reasons.select(
-            "declaration_id", "item_no", "reasons"
-        ).iter_rows()
-    }
-    by_declaration = dict(declaration_reasons.select("declaration_id", "reasons").iter_rows())
+    """What ``_response`` makes of ``pipelines.score.assemble``'s frames, read from the parts
+    (``spot_reasons.truck_reasons`` for the reasons): assembling the three output frames takes
+    a dozen joins and fills, which for one truck cost more than scoring it; only the
+    declarations' totals need Polars."""
     items_by_declaration: dict[str, list[ItemScore]] = {}
     for declaration_id, item_no, risk, duty in scored.items.select(
         "declaration_id", "item_no", "risk", "duty_at_risk_usd"
@@ -348,7 +346,7 @@ def response_of_parts(
                 item_no=item_no,
                 risk=risk,
                 duty_at_risk_usd=duty,
-                reasons=by_item.get((declaration_id, item_no)) or [],
+                reasons=reasons.items.get((declaration_id, item_no), []),
             )
         )
     totals = scored.items.group_by("declaration_id", maintain_order=True).agg(
@@ -361,7 +359,7 @@ def response_of_parts(
             declaration_id=declaration_id,
             risk=risk,
             duty_at_risk_usd=duty,
-            reasons=by_declaration.get(declaration_id) or [],
+            reasons=reasons.declarations.get(declaration_id, []),
             items=items_by_declaration.get(declaration_id, []),
         )
         for declaration_id, risk, duty in totals.iter_rows()
@@ -369,7 +367,6 @@ def response_of_parts(
     row = truck.row(0, named=True)
     if row["lane"] not in LANES:
         raise RiskError(f"scoring gave an unknown lane {row['lane']!r}")
-    truck_texts = truck_reasons.get_column("reasons").to_list()
     return TruckScoreResponse(
         truck_id=row["truck_key"],
         crossing=row["crossing"],
@@ -378,7 +375,7 @@ def response_of_parts(
         lane=row["lane"],
         selection=row["selection"],
         decided_by=row["decided_by"],
-        reasons=(truck_texts[0] if truck_texts else None) or [],
+        reasons=reasons.truck,
         model_version=scored.model_version,
         model_run_id=scored.run_id,
         published=published,

@@ -374,12 +374,13 @@ def test_the_spot_response_is_the_assembled_batchs(
 ) -> None:
     from pipelines.score import aggregate_trucks, assemble, explain, score_items
     from risk.console.scoring import _response, response_of_parts
+    from risk.console.spot_reasons import truck_reasons
     from risk.lanes import CapacityConfig, LaneCapacity, assign_lanes
 
     capacity = CapacityConfig(default=LaneCapacity(random_share=0.4))
     keyed = champion.queue.with_columns(truck_key())
-    selections = set()
-    for truck in keyed.partition_by("truck_key", maintain_order=True)[:20]:
+    selections: set[str] = set()
+    for truck in keyed.partition_by("truck_key", maintain_order=True)[:24]:
         scored = score_items(truck.drop("truck_key"), champion_scorer)  # type: ignore[arg-type]
         with_lane = assign_lanes(aggregate_trucks(scored.items), capacity, draw_key="draw_key")
         reasons = explain(
@@ -387,10 +388,46 @@ def test_the_spot_response_is_the_assembled_batchs(
             with_lane,
             champion_scorer,  # type: ignore[arg-type]
             reasons_for=LANES,
-            random_share={None: 0.4, **{c: 0.4 for c in with_lane["crossing"]}},
+            random_share={c: 0.4 for c in with_lane["crossing"]},
         )
         batch = assemble(scored, with_lane, reasons)
         expected = _response(batch, batch.trucks.row(0, named=True), published=False)
-        assert response_of_parts(scored, with_lane, reasons, published=False) == expected
+        for lang in ("en", "ru"):
+            if lang == "ru":
+                reasons = explain(
+                    scored,
+                    with_lane,
+                    champion_scorer,  # type: ignore[arg-type]
+                    reasons_for=LANES,
+                    random_share={c: 0.4 for c in with_lane["crossing"]},
+                    lang="ru",
+                )
+                batch = assemble(scored, with_lane, reasons)
+                expected = _response(batch, batch.trucks.row(0, named=True), published=False)
+            spot = truck_reasons(
+                scored,
+                with_lane.row(0, named=True),
+                champion_scorer,  # type: ignore[arg-type]
+                random_share=0.4,
+                lang=lang,
+            )
+            assert response_of_parts(scored, with_lane, spot, published=False) == expected
         selections.add(expected.selection)
+        assert expected.reasons
     assert {"random", "targeted"} <= selections
+
+
+def test_categorical_reasons_show_the_value_itself(
+    champion: Champion, champion_scorer: object
+) -> None:
+    from pipelines.score import score_items
+    from risk.console.spot_reasons import _display_value
+
+    items = champion.queue.head(3)
+    scored = score_items(items, champion_scorer)  # type: ignore[arg-type]
+    row = items.row(2, named=True)
+    assert _display_value(scored, 2, "origin_country_code", 7) == row["origin_country"]
+    assert _display_value(scored, 2, "hs_chapter_code", 7) == row["hs_code"][:2]
+    assert _display_value(scored, 2, "procedure_code", 7) == row["procedure"]
+    assert _display_value(scored, 2, "crossing_code", 7) == row["crossing"]
+    assert _display_value(scored, 2, "importer_declarations", 7) == 7
