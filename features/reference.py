@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final, Self
 
+import numpy as np
 import polars as pl
 
 from features.codes import country_code
@@ -40,8 +41,6 @@ ENGINE: Final = "in-memory"
 # A compacted reference answers from its look-up snapshot (``_snapshot``), whatever the batch;
 # False sends it down the general sort-and-count path instead (tests compare the two).
 SNAPSHOT = True
-# Up to this many keys a batch's slices of a snapshot table are found by binary search.
-_FEW_KEYS: Final = 256
 ROW_COLUMNS = ["hs_code", "origin_country", "period", *METRICS]
 
 
@@ -253,8 +252,6 @@ class UnitValueReference:
         frame = frame.join(
             choice, on=["hs_code", "origin_country"], how="left", maintain_order="left"
         )
-        asked = pl.concat([frame.get_column(f"_key{m}") for m in range(len(METRICS))])
-        below = _slices(ranks, asked.drop_nulls().unique())
         columns: list[pl.Series] = [frame.get_column("declaration_id"), frame.get_column("item_no")]
         for index, metric in enumerate(METRICS):
             valid = pl.col(metric).is_not_null() & pl.col(f"_level{index}").is_not_null()
@@ -269,8 +266,7 @@ class UnitValueReference:
                 .filter(pl.col("_valid"))
                 .sort("value")
                 .join_asof(
-                    # The key ends in the metric's index (``reference_key``).
-                    below.lazy().filter(pl.col(KEY) % len(METRICS) == index),
+                    _slices(ranks, frame.get_column(f"_key{index}").drop_nulls()).lazy(),
                     on="value",
                     by=KEY,
                     strategy="backward",
@@ -521,19 +517,18 @@ def _medians(counted: pl.LazyFrame, periods: list[datetime]) -> pl.LazyFrame:
 
 def _slices(table: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
     """The rows of ``table`` (sorted by ``KEY``) whose key is among ``keys``: a binary search
-    per key instead of a pass over the table."""
+    per key and one gather of their ranges, instead of a pass over the whole table."""
     column = table.get_column(KEY)
-    wanted = keys.cast(column.dtype).sort()
-    if len(wanted) > _FEW_KEYS:  # a large batch: one pass is cheaper than many slices
-        return table.join(wanted.to_frame(KEY).lazy().collect(), on=KEY, how="semi")
-    starts = column.search_sorted(wanted, side="left").to_list()
-    ends = column.search_sorted(wanted, side="right").to_list()
-    parts = [
-        table.slice(start, end - start)
-        for start, end in zip(starts, ends, strict=True)
-        if end > start
-    ]
-    return pl.concat(parts) if parts else table.clear()
+    wanted = keys.cast(column.dtype).unique().sort()
+    starts = column.search_sorted(wanted, side="left").to_numpy().astype(np.int64)
+    ends = column.search_sorted(wanted, side="right").to_numpy().astype(np.int64)
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return table.clear()
+    # Row numbers of the ranges, in key order: each range's start, then steps of one.
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return table[pl.Series(offsets + np.arange(total, dtype=np.int64))]
 
 
 def _by_row(frame: pl.DataFrame, scored: pl.DataFrame) -> pl.LazyFrame:
