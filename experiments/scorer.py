@@ -52,6 +52,8 @@ DUTY_BOOSTER_FILE = "duty_booster.txt"
 CALIBRATION_FILE = "calibration.json"
 META_FILE = "scorer.json"
 PROFILES_DIR = "profiles"
+# Up to this many rows SHAP runs on one thread.
+SMALL_BATCH = 32
 # Feature that carries customs value × duty rate, for the duty rule without a regressor.
 DUTY_AT_STAKE = "duty_at_stake_usd"
 
@@ -142,10 +144,7 @@ class Scorer:
                 self.fast_booster(booster).warm()
 
     def _predict_dense(self, booster: lgb.Booster, dense: npt.NDArray[Any]) -> np.ndarray:
-        fast = self.fast_booster(booster)
-        if fast.wants_float64(dense.shape[0]) and dense.dtype != np.float64:
-            dense = np.ascontiguousarray(dense, dtype=np.float64)
-        return fast.predict(dense, self.num_threads)
+        return self.fast_booster(booster).predict(dense, self.num_threads)
 
     def raw_scores(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """Uncalibrated classifier output."""
@@ -185,7 +184,9 @@ class Scorer:
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.feature_names)))
         dense = self.categories.transform(matrix)
-        out = self.booster.predict(dense, pred_contrib=True, num_threads=self.num_threads)
+        # A few rows (one truck in the console) finish before a second thread has started.
+        threads = 1 if matrix.shape[0] < SMALL_BATCH else self.num_threads
+        out = self.booster.predict(dense, pred_contrib=True, num_threads=threads)
         return np.asarray(out, dtype=np.float64)[:, :-1]
 
     def score(

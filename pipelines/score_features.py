@@ -219,10 +219,9 @@ def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
 def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated risk and expected duty at risk per row of ``features``.
 
-    For the project's scorer the classifier and the duty regressor read one dense matrix
-    (``dense_matrix``), widened once to float64 when a booster predicts through its compiled
-    twin (``experiments.compiled``: large batches, or a model already compiled; building the
-    float32 matrix and widening it costs less than building a float64 one); this mirrors
+    For the project's scorer the classifier and the duty regressor read one dense float32
+    matrix (``dense_matrix``), through their compiled twins where the policy allows
+    (``experiments.compiled``: large batches, or a model already compiled); this mirrors
     ``Scorer.predict_risk`` and ``Scorer.expected_duty`` exactly (a test holds them equal).
     Any other scorer is asked through the protocol.
     """
@@ -233,10 +232,7 @@ def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray
     rows = features.height
     dense = None
     if booster is not None and calibrator is not None and fast_booster is not None and rows:
-        fast = [fast_booster(b) for b in (booster, duty_booster) if b is not None]
         dense = dense_matrix(scorer, features)
-        if dense is not None and any(f.wants_float64(rows) for f in fast):
-            dense = dense.astype(np.float64)
     if dense is None or calibrator is None or fast_booster is None:
         risk = np.asarray(
             scorer.predict_risk(feature_matrix(features, scorer.feature_names)), dtype=np.float64

@@ -67,6 +67,24 @@ def test_compiled_predictions_equal_lightgbms(
         assert np.max(np.abs(got - expected)) <= 1e-9
 
 
+def test_float32_rows_are_widened_block_by_block_on_each_thread(
+    booster: lgb.Booster,
+    data: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compiled, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 100)
+    native = compile_booster(booster.model_to_string(), CompilePolicy(cache_dir=tmp_path))
+    assert native is not None
+    rows = np.ascontiguousarray(_unseen_rows(data[0]), dtype=np.float32)
+    expected = np.asarray(booster.predict(rows))
+    for threads in (1, 2, 3):
+        assert np.max(np.abs(native.predict(rows, threads) - expected)) <= 1e-9
+    # A column-major matrix is read correctly too.
+    assert np.max(np.abs(native.predict(np.asfortranarray(rows), 2) - expected)) <= 1e-9
+
+
 def test_second_load_comes_from_the_cache(booster: lgb.Booster, tmp_path: Path) -> None:
     policy = CompilePolicy(cache_dir=tmp_path)
     text = booster.model_to_string()
@@ -103,9 +121,8 @@ def test_small_batches_never_pay_the_compile(
     small = fast.predict(x[:20])
     assert fast.compiled is None and not policy.object_dir.exists()
     assert np.array_equal(small, booster.predict(x[:20]))
-    assert not fast.wants_float64(20)
     large = fast.predict(x)
-    assert fast.compiled is not None and fast.wants_float64(20)
+    assert fast.compiled is not None
     assert np.max(np.abs(large - booster.predict(x))) <= 1e-9
     # Once compiled, a small batch goes through the compiled code too.
     assert np.max(np.abs(fast.predict(x[:20]) - small)) <= 1e-9
