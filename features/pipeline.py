@@ -9,6 +9,7 @@ numbers for the same declaration.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -167,9 +168,14 @@ def _profile_mode(
         [profiles.pending_items.lazy(), items.lazy().select(profiles.pending_items.columns)]
     )
     judged = history.outcome_items(new_outcomes.lazy(), known_items, config).collect(engine=ENGINE)
-    entity_features = history.batch_entity_features(items, judged, profiles.events, config)
-    reference = profiles.reference.transform(items.lazy()).collect(engine=ENGINE)
-    frame = _beside(items, entity_features, reference)
+    # The price reference and the entity history are independent: computed side by side, each
+    # one's single-threaded stretches leave the other a core.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reference = pool.submit(
+            lambda: profiles.reference.transform(items.lazy()).collect(engine=ENGINE)
+        )
+        entity_features = history.batch_entity_features(items, judged, profiles.events, config)
+        frame = _beside(items, entity_features, reference.result())
     return _item_signals(frame, config, arrivals).collect(engine=ENGINE).lazy()
 
 
