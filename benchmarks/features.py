@@ -1,13 +1,14 @@
 """Benchmark of the feature pipeline: 1M items over a year of history, in both modes.
 
 History mode computes every feature of every item as of its own time (training). Profile mode
-materialises entity profiles at a cut-off two weeks before the end and scores the declarations
-after it (scoring). Each mode runs in a fresh process so that its peak memory (max RSS) is its
-own. Traffic comes from the project's generator (``pipelines.generate``, a year of history);
-``--source numpy`` draws a harsher variant instead (thousands of random 10-digit HS codes, so
-the price references fall back a lot). Profile mode also times one 5-item truck scored the way
-the console scores it (``truck_first_call_s``, ``truck_median_ms``: the first call on a fresh
-profile prepares its price-reference snapshot). The LAST line printed is one JSON object.
+materialises entity profiles at a cut-off two weeks before the end, saves and loads them, and
+scores the declarations after it (scoring). Each mode runs in a fresh process so that its peak
+memory (max RSS) is its own. Traffic comes from the project's generator (``pipelines.generate``,
+a year of history); ``--source numpy`` draws a harsher variant instead (thousands of random
+10-digit HS codes, so the price references fall back a lot). Profile mode also times one 5-item
+truck scored the way the console scores it (``truck_first_call_s``, ``truck_median_ms``; a
+saved profile carries its price-reference snapshot, which saving prepares). The LAST line
+printed is one JSON object.
 
     .venv/bin/python benchmarks/features.py [--items 1000000] [--seed 1] [--source generator]
 """
@@ -178,7 +179,7 @@ def _run_mode(
 
 def _measure(mode: str, folder: str, cutoff: datetime) -> dict[str, Any]:
     from features.pipeline import build_features
-    from features.profiles import materialize_profiles
+    from features.profiles import EntityProfiles, materialize_profiles
 
     data = Path(folder)
     declarations = pl.scan_parquet(data / "declarations.parquet")
@@ -196,6 +197,10 @@ def _measure(mode: str, folder: str, cutoff: datetime) -> dict[str, Any]:
         mark = time.perf_counter()
         profiles.save(data / "profile")
         stages["save_profile"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        # Scoring reads a saved profile: its price-reference snapshot comes with it.
+        profiles = EntityProfiles.load(data / "profile")
+        stages["load_profile"] = time.perf_counter() - mark
         mark = time.perf_counter()
         new = declarations.filter(pl.col("declared_at") >= cutoff)
         features = build_features(new, outcomes, profiles=profiles, arrivals=arrivals).collect(
