@@ -10,17 +10,23 @@ code for one CPU may not run on another). The cache folder is ``RISK_CACHE_DIR``
 user's cache folder, ``$XDG_CACHE_HOME/grey-import-risk`` or ``~/.cache/grey-import-risk``),
 never the installed package.
 
-When compiling happens (``CompilePolicy``):
+When compiling happens (``CompilePolicy``), decided from measurements on 2 cores:
 
-- a cached object is always used, whatever the batch size: loading it takes milliseconds;
+- a cached object is always used, whatever the batch size: loading it takes milliseconds
+  (about 0.02 s for both of the project's boosters);
 - otherwise a batch of at least ``min_rows`` rows (default 100,000) compiles the booster
   first, in the foreground, and stores it; smaller batches (the console's one truck, a test,
-  a queue of a few thousand trucks) use LightGBM and never pay the compile. At 100k rows
-  LightGBM's predict of the project's 88-tree model costs about 0.2 s against a 2 s compile,
-  and the compile is paid once per model and machine; a deep model (400 trees x 255 leaves)
-  compiles in about a minute while a 1M-row predict saves several seconds, so its first large
-  batch pays and every later one gains (``benchmarks/scoring.py`` reports both times);
-- ``warm(scorer)`` compiles ahead of time, e.g. right after a model is loaded for service;
+  a queue of a few thousand trucks) use LightGBM and never pay the compile. The project's
+  model (88 trees x 31 leaves) compiles in about 2 s, and LightGBM's predict of 100k rows
+  costs about 0.2 s, so the first large batch pays once per model and machine and every
+  later batch gains (1M rows: 0.27 s compiled against 1.9 s in LightGBM);
+- a model with more than ``max_leaves`` leaves over all trees (default 20,000) is not
+  compiled unasked: compile time and memory grow faster than the model (400 trees x 255
+  leaves ran past 8 CPU-minutes and 17 GB without finishing), so LightGBM predicts it and a
+  warning says so; ``Scorer.warm_compiled(force=True)`` compiles it anyway, e.g. once on a
+  scoring server after promotion, where the cache then serves every later process;
+- ``Scorer.warm_compiled()`` compiles (or loads) ahead of time, e.g. right after a model is
+  loaded for service, so that no batch waits;
 - ``RISK_COMPILED_MODEL=false`` turns it off; a failed compile or load logs a warning once and
   falls back to LightGBM for that booster.
 
@@ -33,6 +39,7 @@ import hashlib
 import itertools
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -55,6 +62,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPILE_MIN_ROWS = 100_000
+# Compile time and memory grow faster than the model: 88 trees x 31 leaves (2,728 leaves)
+# compile in about 2 s; 400 trees x 255 leaves (102,000) ran past 8 CPU-minutes and 17 GB
+# without finishing. Larger models are compiled only when asked (``warm(force=True)``).
+COMPILE_MAX_LEAVES = 20_000
 # Below this many rows one thread beats starting a pool of them.
 PARALLEL_MIN_ROWS = 20_000
 # Rows widened to float64 at a time (about 4 MB of a 99-feature matrix: stays in cache).
@@ -76,6 +87,7 @@ class CompilePolicy:
     enabled: bool = True
     cache_dir: Path = field(default_factory=default_cache_dir)
     min_rows: int = COMPILE_MIN_ROWS
+    max_leaves: int = COMPILE_MAX_LEAVES
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CompilePolicy:
@@ -115,6 +127,11 @@ def _target() -> str:
             "fp64 inline blocksize=34 codemodel=large",  # lleaves' defaults, used below
         ]
     )
+
+
+def total_leaves(model_text: str) -> int:
+    """Leaves over all trees of a LightGBM model text (what compile time grows with)."""
+    return sum(int(n) for n in re.findall(r"^num_leaves=(\d+)$", model_text, flags=re.M))
 
 
 def cache_key(model_text: str) -> str:
@@ -249,6 +266,7 @@ class FastBooster:
         self._compiled: CompiledBooster | None = None
         self._failed = not policy.enabled
         self._looked_in_cache = False
+        self._too_large = False
         self._lock = threading.Lock()
 
     @property
@@ -266,29 +284,41 @@ class FastBooster:
         # The text of exactly the trees ``booster.predict`` uses by default.
         return str(self.booster.model_to_string(num_iteration=None))
 
-    def compiled_for(self, rows: int) -> CompiledBooster | None:
+    def compiled_for(self, rows: int, *, force: bool = False) -> CompiledBooster | None:
         """The compiled booster for a batch of ``rows`` rows, compiling it if the policy
-        says so; None means LightGBM predicts."""
+        says so (``force``: whatever the model's size); None means LightGBM predicts."""
         if self._compiled is not None or self._failed:
             return self._compiled
-        large = rows >= self.policy.min_rows
+        large = rows >= self.policy.min_rows and (force or not self._too_large)
         if self._looked_in_cache and not large:
             return None
         with self._lock:
             if self._compiled is None and not self._failed:
+                text = self._model_text()
+                leaves = total_leaves(text)
+                if large and not force and leaves > self.policy.max_leaves:
+                    large = False
+                    if not self._too_large:
+                        log.warning(
+                            "the model has %d leaves (more than %d): compiling it would take "
+                            "minutes and gigabytes, so LightGBM predicts; compile it ahead "
+                            "with Scorer.warm_compiled(force=True) if that is worth it",
+                            leaves,
+                            self.policy.max_leaves,
+                        )
+                    self._too_large = True
                 try:
-                    self._compiled = compile_booster(
-                        self._model_text(), self.policy, allow_compile=large
-                    )
+                    self._compiled = compile_booster(text, self.policy, allow_compile=large)
                 except Exception as exc:
                     self._failed = True
                     log.warning("compiling the LightGBM model failed (%s); using LightGBM", exc)
                 self._looked_in_cache = True
         return self._compiled
 
-    def warm(self) -> CompiledBooster | None:
-        """Compile now (or load from the cache), whatever the batch size."""
-        return self.compiled_for(max(self.policy.min_rows, 1))
+    def warm(self, *, force: bool = False) -> CompiledBooster | None:
+        """Compile now (or load from the cache), whatever the batch size; ``force``: also a
+        model larger than the policy's ``max_leaves``."""
+        return self.compiled_for(max(self.policy.min_rows, 1), force=force)
 
     def predict(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:
         """The booster's predictions (its objective applied, as ``Booster.predict``)."""

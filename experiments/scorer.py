@@ -137,11 +137,12 @@ class Scorer:
             self._fast[id(booster)] = fast
         return fast
 
-    def warm_compiled(self) -> None:
-        """Compile the boosters now (or load them from the cache), whatever the batch size."""
+    def warm_compiled(self, *, force: bool = False) -> None:
+        """Compile the boosters now (or load them from the cache), whatever the batch size;
+        ``force``: also models past the compile policy's size limit."""
         for booster in (self.booster, self.duty_booster):
             if booster is not None:
-                self.fast_booster(booster).warm()
+                self.fast_booster(booster).warm(force=force)
 
     def _predict_dense(self, booster: lgb.Booster, dense: npt.NDArray[Any]) -> np.ndarray:
         return self.fast_booster(booster).predict(dense, self.num_threads)

@@ -186,3 +186,21 @@ def test_a_fast_booster_travels_to_another_process_without_its_code(
     assert copy.compiled is None
     assert np.array_equal(copy.predict(x), expected)
     assert copy.compiled is not None and copy.compiled.from_cache
+
+
+def test_a_model_past_the_size_limit_is_compiled_only_when_forced(
+    booster: lgb.Booster,
+    data: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    leaves = compiled.total_leaves(booster.model_to_string())
+    assert leaves == sum(t["num_leaves"] for t in booster.dump_model()["tree_info"])
+    policy = CompilePolicy(cache_dir=tmp_path, min_rows=1, max_leaves=leaves - 1)
+    fast = FastBooster(booster, policy)
+    x = np.ascontiguousarray(data[0])
+    with caplog.at_level(logging.WARNING, logger="experiments.compiled"):
+        assert np.array_equal(fast.predict(x), booster.predict(x))
+    assert fast.compiled is None and "leaves" in caplog.text
+    assert fast.warm(force=True) is not None
+    assert np.max(np.abs(fast.predict(x) - booster.predict(x))) <= 1e-9
