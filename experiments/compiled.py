@@ -20,10 +20,10 @@ When compiling happens (``CompilePolicy``), decided from measurements on 2 cores
   model (88 trees x 31 leaves) compiles in about 2 s, and LightGBM's predict of 100k rows
   costs about 0.2 s, so the first large batch pays once per model and machine and every
   later batch gains (1M rows: 0.27 s compiled against 1.9 s in LightGBM);
-- a model with more than ``max_leaves`` leaves over all trees (default 20,000) is not
-  compiled unasked: compile time and memory grow faster than the model (400 trees x 255
-  leaves ran past 8 CPU-minutes and 17 GB without finishing), so LightGBM predicts it and a
-  warning says so; ``Scorer.warm_compiled(force=True)`` compiles it anyway, e.g. once on a
+- a model with more than ``max_leaves`` leaves over all trees (default 10,000) is not
+  compiled unasked: compile time and memory grow faster than the model (100 trees x 255
+  leaves: 200 CPU-s and 1.6 GB, then 3x faster predicts; 400 x 255 ran past 8 CPU-minutes
+  and 17 GB without finishing), so LightGBM predicts it and a warning says so; ``Scorer.warm_compiled(force=True)`` compiles it anyway, e.g. once on a
   scoring server after promotion, where the cache then serves every later process;
 - ``Scorer.warm_compiled()`` compiles (or loads) ahead of time, e.g. right after a model is
   loaded for service, so that no batch waits;
@@ -63,9 +63,10 @@ log = logging.getLogger(__name__)
 
 COMPILE_MIN_ROWS = 100_000
 # Compile time and memory grow faster than the model: 88 trees x 31 leaves (2,728 leaves)
-# compile in about 2 s; 400 trees x 255 leaves (102,000) ran past 8 CPU-minutes and 17 GB
-# without finishing. Larger models are compiled only when asked (``warm(force=True)``).
-COMPILE_MAX_LEAVES = 20_000
+# compile in about 2 s, 100 x 255 (25,500) in 200 CPU-s and 1.6 GB, 400 x 255 (102,000) ran
+# past 8 CPU-minutes and 17 GB without finishing. Larger models than this (about half a
+# minute) are compiled only when asked (``warm(force=True)``).
+COMPILE_MAX_LEAVES = 10_000
 # Below this many rows one thread beats starting a pool of them.
 PARALLEL_MIN_ROWS = 20_000
 # Rows widened to float64 at a time (about 4 MB of a 99-feature matrix: stays in cache).
