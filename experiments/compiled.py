@@ -20,11 +20,14 @@ When compiling happens (``CompilePolicy``), decided from measurements on 2 cores
   model (88 trees x 31 leaves) compiles in about 2 s, and LightGBM's predict of 100k rows
   costs about 0.2 s, so the first large batch pays once per model and machine and every
   later batch gains (1M rows: 0.27 s compiled against 1.9 s in LightGBM);
-- a model with more than ``max_leaves`` leaves over all trees (default 10,000) is not
-  compiled unasked: compile time and memory grow faster than the model (100 trees x 255
-  leaves: 200 CPU-s and 1.6 GB, then 3x faster predicts; 400 x 255 ran past 8 CPU-minutes
-  and 17 GB without finishing), so LightGBM predicts it and a warning says so; ``Scorer.warm_compiled(force=True)`` compiles it anyway, e.g. once on a
-  scoring server after promotion, where the cache then serves every later process;
+- compile time and memory grow faster than the model when the trees are inlined (100 trees
+  x 255 leaves: 200 CPU-s and 1.6 GB, then predicts 3x faster than LightGBM; 400 x 255 ran
+  past 8 CPU-minutes and 17 GB without finishing); without inlining 100 x 255 compiles in
+  7 CPU-s and 0.5 GB and predicts 1.5x faster. So models up to ``inline_max_leaves``
+  leaves over all trees (default 10,000) are inlined, larger ones up to ``max_leaves``
+  (default 60,000) are not, and beyond that LightGBM predicts (a warning says so);
+  ``Scorer.warm_compiled(force=True)`` compiles such a model anyway, e.g. once on a scoring
+  server after promotion, where the cache then serves every later process;
 - ``Scorer.warm_compiled()`` compiles (or loads) ahead of time, e.g. right after a model is
   loaded for service, so that no batch waits;
 - ``RISK_COMPILED_MODEL=false`` turns it off; a failed compile or load logs a warning once and
@@ -62,11 +65,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPILE_MIN_ROWS = 100_000
-# Compile time and memory grow faster than the model: 88 trees x 31 leaves (2,728 leaves)
-# compile in about 2 s, 100 x 255 (25,500) in 200 CPU-s and 1.6 GB, 400 x 255 (102,000) ran
-# past 8 CPU-minutes and 17 GB without finishing. Larger models than this (about half a
-# minute) are compiled only when asked (``warm(force=True)``).
-COMPILE_MAX_LEAVES = 10_000
+# Compile time and memory grow faster than the model when lleaves inlines the trees into one
+# function: 88 trees x 31 leaves (2,728 leaves) compile in about 2 s, 100 x 255 (25,500) in
+# 200 CPU-s and 1.6 GB, 400 x 255 (102,000) ran past 8 CPU-minutes and 17 GB without
+# finishing. Without inlining 100 x 255 compiles in 7 CPU-s and 0.5 GB and still predicts
+# 1.5x faster than LightGBM (3x with inlining). So: inlined up to INLINE_MAX_LEAVES, not
+# inlined up to COMPILE_MAX_LEAVES, beyond that only when asked (``warm(force=True)``).
+INLINE_MAX_LEAVES = 10_000
+COMPILE_MAX_LEAVES = 60_000
 # Below this many rows one thread beats starting a pool of them.
 PARALLEL_MIN_ROWS = 20_000
 # Rows widened to float64 at a time (about 4 MB of a 99-feature matrix: stays in cache).
@@ -89,6 +95,7 @@ class CompilePolicy:
     cache_dir: Path = field(default_factory=default_cache_dir)
     min_rows: int = COMPILE_MIN_ROWS
     max_leaves: int = COMPILE_MAX_LEAVES
+    inline_max_leaves: int = INLINE_MAX_LEAVES
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CompilePolicy:
@@ -125,7 +132,7 @@ def _target() -> str:
             llvm.get_process_triple(),
             llvm.get_host_cpu_name(),
             features,
-            "fp64 inline blocksize=34 codemodel=large",  # lleaves' defaults, used below
+            "fp64 blocksize=34 codemodel=large",  # lleaves' defaults, used below
         ]
     )
 
@@ -135,11 +142,11 @@ def total_leaves(model_text: str) -> int:
     return sum(int(n) for n in re.findall(r"^num_leaves=(\d+)$", model_text, flags=re.M))
 
 
-def cache_key(model_text: str) -> str:
-    """SHA-256 of the booster's text and of the compile target (``_target``)."""
+def cache_key(model_text: str, *, inline: bool = True) -> str:
+    """SHA-256 of the booster's text, the compile target (``_target``) and inlining."""
     digest = hashlib.sha256()
     digest.update(_target().encode())
-    digest.update(b"\0")
+    digest.update(b"\0inline\0" if inline else b"\0outline\0")
     digest.update(model_text.encode())
     return digest.hexdigest()
 
@@ -228,10 +235,12 @@ def compile_booster(
 ) -> CompiledBooster | None:
     """The compiled booster from the cache, or freshly compiled and stored there.
 
-    Returns None when there is nothing cached and ``allow_compile`` is false. Raises what
-    lleaves or LLVM raise when compiling fails.
+    Trees are inlined into one function up to the policy's ``inline_max_leaves``. Returns
+    None when there is nothing cached and ``allow_compile`` is false. Raises what lleaves or
+    LLVM raise when compiling fails.
     """
-    key = cache_key(model_text)
+    inline = total_leaves(model_text) <= policy.inline_max_leaves
+    key = cache_key(model_text, inline=inline)
     target = _object_path(policy, key)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="risk-lleaves-") as folder:
@@ -247,7 +256,7 @@ def compile_booster(
         # lleaves writes the object where it is told: a temporary name beside the target,
         # checked and renamed when complete, so that no reader sees half a file.
         partial = Path(folder) / "model.o"
-        model.compile(cache=str(partial))
+        model.compile(cache=str(partial), finline=inline)
         with atomic_path(_checksum_path(target)) as tmp:
             tmp.write_text(hashlib.sha256(partial.read_bytes()).hexdigest(), encoding="ascii")
         with atomic_path(target) as tmp:

@@ -204,3 +204,15 @@ def test_a_model_past_the_size_limit_is_compiled_only_when_forced(
     assert fast.compiled is None and "leaves" in caplog.text
     assert fast.warm(force=True) is not None
     assert np.max(np.abs(fast.predict(x) - booster.predict(x))) <= 1e-9
+
+
+def test_a_larger_model_is_compiled_without_inlining_under_its_own_key(
+    booster: lgb.Booster, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    text = booster.model_to_string()
+    policy = CompilePolicy(cache_dir=tmp_path, inline_max_leaves=1)
+    native = compile_booster(text, policy)
+    assert native is not None
+    assert native.key == cache_key(text, inline=False) != cache_key(text, inline=True)
+    rows = _unseen_rows(data[0])
+    assert np.max(np.abs(native.predict(rows) - np.asarray(booster.predict(rows)))) <= 1e-9
