@@ -169,7 +169,8 @@ class CompiledBooster:
 
         The native code reads float64 rows. A float32 matrix (what LightGBM reads, half the
         memory) is widened block by block into a small buffer per thread, so a million rows
-        never need a second, double-width copy.
+        never need a second, double-width copy; a column-major one (cheaper to build from a
+        frame) is transposed in the same pass.
         """
         rows = matrix.shape[0]
         if rows == 0:
@@ -179,7 +180,12 @@ class CompiledBooster:
             threads = 1
         if matrix.dtype == np.float64 and matrix.flags.c_contiguous:
             return np.asarray(self._model.predict(matrix, n_jobs=threads), dtype=np.float64)
-        source = np.ascontiguousarray(matrix)
+        # Any layout: a column-major matrix is transposed block by block on the way.
+        source = (
+            matrix
+            if matrix.flags.c_contiguous or matrix.flags.f_contiguous
+            else np.ascontiguousarray(matrix)
+        )
         out = np.empty(rows, dtype=np.float64)
 
         def work(start: int, stop: int) -> None:

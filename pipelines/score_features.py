@@ -191,9 +191,12 @@ def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
     return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
 
 
-def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
-    """The float32 matrix the project's boosters read, built in one pass, row-major; None for
-    a scorer without dense category indices.
+def dense_matrix(
+    scorer: Scorer, features: pl.DataFrame, *, row_major: bool = True
+) -> np.ndarray | None:
+    """The float32 matrix the project's boosters read, built in one pass, row-major (or
+    column-major, which the compiled boosters read as well and costs a fifth to build);
+    None for a scorer without dense category indices.
 
     ``experiments.scorer.Scorer`` replaces each categorical code by its position among the
     codes seen in training (unknown: missing). Doing that in Polars before the one conversion
@@ -213,7 +216,7 @@ def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
                 known, list(range(len(known))), default=None, return_dtype=pl.Float64
             )
         columns.append(column.cast(pl.Float32).alias(name))
-    return features.select(columns).to_numpy(order="c")
+    return features.select(columns).to_numpy(order="c" if row_major else "fortran")
 
 
 def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +235,9 @@ def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray
     rows = features.height
     dense = None
     if booster is not None and calibrator is not None and fast_booster is not None and rows:
-        dense = dense_matrix(scorer, features)
+        boosters = [fast_booster(b) for b in (booster, duty_booster) if b is not None]
+        compiled = all(b.compiled_for(rows) is not None for b in boosters)
+        dense = dense_matrix(scorer, features, row_major=not compiled)
     if dense is None or calibrator is None or fast_booster is None:
         risk = np.asarray(
             scorer.predict_risk(feature_matrix(features, scorer.feature_names)), dtype=np.float64
