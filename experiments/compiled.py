@@ -75,7 +75,7 @@ INLINE_MAX_LEAVES = 10_000
 COMPILE_MAX_LEAVES = 60_000
 # Below this many rows one thread beats starting a pool of them.
 PARALLEL_MIN_ROWS = 20_000
-# Rows widened to float64 at a time (about 4 MB of a 99-feature matrix: stays in cache).
+# Rows widened to float64 at a time (about 3 MB of a 99-feature matrix: stays in cache).
 BLOCK_ROWS = 4_096
 CACHE_SUBDIR = "compiled-models"
 _OBJECT_SUFFIX = ".o"
@@ -152,7 +152,7 @@ def cache_key(model_text: str, *, inline: bool = True) -> str:
 
 
 class CompiledBooster:
-    """One booster's predict as native code: float64 rows in, the booster's output out."""
+    """One booster's predict as native code: a matrix in, the booster's output out."""
 
     def __init__(self, model: Any, key: str, compile_s: float, from_cache: bool) -> None:
         self._model = model
@@ -165,7 +165,7 @@ class CompiledBooster:
         return int(self._model.num_feature())
 
     def predict(self, matrix: npt.NDArray[np.floating], num_threads: int = 0) -> np.ndarray:
-        """Predictions for a row-major matrix.
+        """Predictions for a float32 or float64 matrix, row- or column-major.
 
         The native code reads float64 rows. A float32 matrix (what LightGBM reads, half the
         memory) is widened block by block into a small buffer per thread, so a million rows
