@@ -165,48 +165,54 @@ class CompiledBooster:
         return int(self._model.num_feature())
 
     def predict(self, matrix: npt.NDArray[np.floating], num_threads: int = 0) -> np.ndarray:
-        """Predictions for a float32 or float64 matrix, row- or column-major.
+        """Predictions for a float32 or float64 matrix, row- or column-major (see
+        ``predict_together``)."""
+        return predict_together([self], matrix, num_threads)[0]
 
-        The native code reads float64 rows. A float32 matrix (what LightGBM reads, half the
-        memory) is widened block by block into a small buffer per thread, so a million rows
-        never need a second, double-width copy; a column-major one (cheaper to build from a
-        frame) is transposed in the same pass.
-        """
-        rows = matrix.shape[0]
-        if rows == 0:
-            return np.zeros(0)
-        threads = num_threads if num_threads > 0 else os.cpu_count() or 1
-        if rows < PARALLEL_MIN_ROWS:
-            threads = 1
-        if matrix.dtype == np.float64 and matrix.flags.c_contiguous:
-            return np.asarray(self._model.predict(matrix, n_jobs=threads), dtype=np.float64)
-        # Any layout: a column-major matrix is transposed block by block on the way.
-        source = (
-            matrix
-            if matrix.flags.c_contiguous or matrix.flags.f_contiguous
-            else np.ascontiguousarray(matrix)
-        )
-        out = np.empty(rows, dtype=np.float64)
 
-        def work(start: int, stop: int) -> None:
-            buffer = np.empty((min(BLOCK_ROWS, stop - start), source.shape[1]), dtype=np.float64)
-            for first in range(start, stop, BLOCK_ROWS):
-                last = min(first + BLOCK_ROWS, stop)
-                block = buffer[: last - first]
-                block[...] = source[first:last]
-                out[first:last] = self._model.predict(block, n_jobs=1)
+def predict_together(
+    boosters: list[CompiledBooster], matrix: npt.NDArray[np.floating], num_threads: int = 0
+) -> list[np.ndarray]:
+    """Each compiled booster's predictions for one matrix, read once.
 
-        bounds = np.linspace(0, rows, threads + 1).astype(int)
-        if threads == 1:
-            work(0, rows)
-        else:
-            # The native function releases the GIL: one thread per share of the rows.
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                for future in [
-                    pool.submit(work, int(a), int(b)) for a, b in itertools.pairwise(bounds)
-                ]:
-                    future.result()
-        return out
+    The native code reads float64 rows. A float32 matrix (what LightGBM reads, half the
+    memory) is widened block by block into a small buffer per thread, and every booster
+    predicts the block while it is in cache, so a million rows never need a second,
+    double-width copy; a column-major matrix (cheaper to build from a frame) is transposed
+    in the same pass.
+    """
+    rows = matrix.shape[0]
+    outs = [np.empty(rows, dtype=np.float64) for _ in boosters]
+    if rows == 0:
+        return outs
+    threads = num_threads if num_threads > 0 else os.cpu_count() or 1
+    if rows < PARALLEL_MIN_ROWS:
+        threads = 1
+    if matrix.dtype == np.float64 and matrix.flags.c_contiguous:
+        return [np.asarray(b._model.predict(matrix, n_jobs=threads)) for b in boosters]
+    contiguous = matrix.flags.c_contiguous or matrix.flags.f_contiguous
+    source = matrix if contiguous else np.ascontiguousarray(matrix)
+
+    def work(start: int, stop: int) -> None:
+        buffer = np.empty((min(BLOCK_ROWS, stop - start), source.shape[1]), dtype=np.float64)
+        for first in range(start, stop, BLOCK_ROWS):
+            last = min(first + BLOCK_ROWS, stop)
+            block = buffer[: last - first]
+            block[...] = source[first:last]
+            for booster, out in zip(boosters, outs, strict=True):
+                out[first:last] = booster._model.predict(block, n_jobs=1)
+
+    bounds = np.linspace(0, rows, threads + 1).astype(int)
+    if threads == 1:
+        work(0, rows)
+    else:
+        # The native functions release the GIL: one thread per share of the rows.
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for future in [
+                pool.submit(work, int(a), int(b)) for a, b in itertools.pairwise(bounds)
+            ]:
+                future.result()
+    return outs
 
 
 def _object_path(policy: CompilePolicy, key: str) -> Path:

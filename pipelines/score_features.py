@@ -244,6 +244,15 @@ def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray
         )
         return risk, np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
     threads = getattr(scorer, "num_threads", 0)
+    both = [fast_booster(b).compiled for b in (booster, duty_booster) if b is not None]
+    if duty_booster is not None and all(c is not None for c in both):
+        from experiments.compiled import predict_together
+
+        # One pass over the matrix for both compiled boosters.
+        raw, duty_raw = predict_together([c for c in both if c is not None], dense, threads)
+        risk = np.asarray(calibrator.predict(raw))
+        duty_if_wrong = np.clip(duty_raw, 0.0, None)
+        return risk, risk * duty_if_wrong
     risk = np.asarray(calibrator.predict(fast_booster(booster).predict(dense, threads)))
     if duty_booster is not None:
         duty_if_wrong = np.clip(fast_booster(duty_booster).predict(dense, threads), 0.0, None)

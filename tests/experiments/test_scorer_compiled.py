@@ -216,3 +216,21 @@ def test_a_larger_model_is_compiled_without_inlining_under_its_own_key(
     assert native.key == cache_key(text, inline=False) != cache_key(text, inline=True)
     rows = _unseen_rows(data[0])
     assert np.max(np.abs(native.predict(rows) - np.asarray(booster.predict(rows)))) <= 1e-9
+
+
+def test_two_boosters_read_the_matrix_together(
+    booster: lgb.Booster,
+    regressor: lgb.Booster,
+    data: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compiled, "BLOCK_ROWS", 100)
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 10)
+    policy = CompilePolicy(cache_dir=tmp_path)
+    natives = [compile_booster(b.model_to_string(), policy) for b in (booster, regressor)]
+    assert natives[0] is not None and natives[1] is not None
+    rows = np.asfortranarray(_unseen_rows(data[0]), dtype=np.float32)
+    got = compiled.predict_together([natives[0], natives[1]], rows, 2)
+    for out, fitted in zip(got, (booster, regressor), strict=True):
+        assert np.max(np.abs(out - np.asarray(fitted.predict(rows)))) <= 1e-9
