@@ -20,7 +20,6 @@ from risk.lanes import CapacityConfig
 from risk.reasons import (
     Contribution,
     ReasonTemplate,
-    item_contributions,
     reason_texts,
     select,
     top_positive,
@@ -87,10 +86,19 @@ def explain(
         contrib = np.asarray(scorer.contributions(matrix))
     else:
         contrib = np.empty((0, len(names)))
-    top, _ = top_positive(contrib)
+    top, amount = top_positive(contrib)
     needed = [names[j] for j in np.unique(top[top >= 0])]
     values = _display_values(scored, rows, needed)
-    per_item = item_contributions(contrib, names, values)
+    # ``risk.reasons.item_contributions`` from the ranking already made, read as Python
+    # numbers once (a NumPy scalar per cell costs more than the SHAP rows' reasons).
+    per_item = [
+        [
+            Contribution(names[column], weight, values[names[column]][row])
+            for column, weight in zip(columns, weights, strict=True)
+            if column >= 0
+        ]
+        for row, (columns, weights) in enumerate(zip(top.tolist(), amount.tolist(), strict=True))
+    ]
     templates = _templates(needed)
 
     item_reasons: list[list[str]] = []
