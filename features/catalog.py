@@ -411,10 +411,10 @@ _DOC_TAIL = """
 ## How the numbers are made
 
 - **Entity history** is additive state. Events (declarations filed; outcomes recorded) are
-  summed per entity key and timestamp, cumulated, and joined to each row with a backward as-of
-  join that excludes exact matches: a row sees events strictly before its `declared_at`, so
-  items of one declaration never see each other. Windowed counts are differences of two such
-  joins (at t and at t - window). Outcomes count from their `recorded_at`; an outcome recorded
+  counted per entity key strictly before each row's `declared_at` (rows sorted once by time,
+  then by key, and scanned; outcome totals read by a backward as-of join that excludes exact
+  matches), so items of one declaration never see each other. Windowed counts are the
+  declarations between t - window and t. Outcomes count from their `recorded_at`; an outcome recorded
   before its own declaration, or more than `outcome_horizon_days` after it, is ignored, so a
   row's own result can never reach its features.
 - **Violation rates** are (violations + k * prior) / (inspections + k) with k =
