@@ -63,6 +63,7 @@ from risk.rules import (
     RULE_HELPERS,
     RuleSet,
     item_rule_columns,
+    rule_translations,
     truck_rule_aggregations,
     truck_rule_columns,
 )
@@ -153,6 +154,7 @@ def score_items(
         raw=raw,
         model_version=scorer.model_version,
         run_id=scorer.run_id,
+        rule_texts=rule_translations(rules, lang=lang) if rules is not None else {},
     )
 
 
@@ -206,10 +208,25 @@ def _with_model(frame: pl.DataFrame, scored: ItemScores) -> pl.DataFrame:
     )
 
 
+REASON_COLUMNS = ("reasons", "reasons_ru", "reasons_en", "reason_features")
+
+
 def _fill_reasons(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col("reasons").fill_null(_NO_REASONS),
-        pl.col("reason_features").fill_null(_NO_REASONS),
+    return frame.with_columns(pl.col(name).fill_null(_NO_REASONS) for name in REASON_COLUMNS)
+
+
+def _rule_reason_in(scored: ItemScores, index: int, name: str) -> pl.Expr:
+    """An item's ``rule_reason`` in Russian (``index`` 0) or English (1)."""
+    if not scored.rule_texts:
+        return pl.col("rule_reason").alias(name)  # no rules: null throughout
+    texts = scored.rule_texts
+    return (
+        pl.col("rule_reason")
+        .replace_strict(
+            list(texts), [pair[index] for pair in texts.values()], default=pl.col("rule_reason")
+        )
+        .cast(pl.String)
+        .alias(name)
     )
 
 
@@ -237,8 +254,9 @@ def assemble(
             "truck_risk",
             *_LANE_OF_TRUCK,
             "rule_reason",
-            "reasons",
-            "reason_features",
+            _rule_reason_in(scored, 0, "rule_reason_ru"),
+            _rule_reason_in(scored, 1, "rule_reason_en"),
+            *REASON_COLUMNS,
             "model_version",
             "run_id",
         )
@@ -277,8 +295,7 @@ def assemble(
             "duty_per_minute_usd",
             "rule_lane",
             "draw_key",
-            "reasons",
-            "reason_features",
+            *REASON_COLUMNS,
             "model_version",
             "run_id",
         )

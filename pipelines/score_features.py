@@ -8,8 +8,8 @@ into calibrated risk and expected duty at risk. ``Scorer`` says what scoring nee
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,6 +60,9 @@ class ItemScores:
     raw: pl.DataFrame  # the source columns of categorical features, to show their values
     model_version: str
     run_id: str
+    # Each rule reason as ``items`` states it (``rule_reason``, in the language scored with)
+    # -> the same reason in Russian and in English.
+    rule_texts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def feature_frame(self, rows: np.ndarray) -> pl.DataFrame:
         """The features of the given rows of ``items``, in that order."""

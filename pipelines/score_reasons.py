@@ -26,6 +26,8 @@ from risk.reasons import (
 )
 
 REASON_LANES = ("red", "yellow")
+# The languages every reason is written in (``reasons_ru``, ``reasons_en``), in this order.
+LANGS = ("ru", "en")
 # The row (in the batch's items) of each truck's riskiest item, kept by ``aggregate_trucks``:
 # the item a truck explains, found without matching a million items against the trucks.
 TOP_ITEM = "top_item_row"
@@ -69,8 +71,9 @@ def explain(
 
     ``trucks`` carries the lanes (``truck_key``, ``crossing``, ``lane``, ``selection``,
     ``rule_reasons``). Returns three frames keyed by (``declaration_id``, ``item_no``),
-    ``declaration_id`` and (``truck_key``, ``crossing``), each with ``reasons`` and
-    ``reason_features``; only rows that have reasons appear.
+    ``declaration_id`` and (``truck_key``, ``crossing``), each with ``reasons`` (in
+    ``lang``), ``reasons_ru``, ``reasons_en`` and ``reason_features``; only rows that have
+    reasons appear. SHAP runs once; only the texts are written twice.
 
     A random pick's reason is its selection: the model did not choose it, and the random
     share grows with the queue (3% of a million-item day is thousands of trucks), so its
@@ -100,8 +103,14 @@ def explain(
         for row, (columns, weights) in enumerate(zip(top.tolist(), amount.tolist(), strict=True))
     ]
     templates = _templates(needed)
+    # Every text in both languages (officers read either; ``reasons`` keeps ``lang``'s):
+    # rule reasons through the scored batch's translations, the rest rendered twice.
+    translated = scored.rule_texts
 
-    item_reasons: list[list[str]] = []
+    def both(rule_reason: str) -> tuple[str, str]:
+        return translated.get(rule_reason, (rule_reason, rule_reason))
+
+    item_texts: dict[str, list[list[str]]] = {"ru": [], "en": []}
     item_features: list[list[str]] = []
     by_declaration: dict[str, list[Contribution]] = {}
     by_truck: dict[tuple[str, str], list[Contribution]] = {}
@@ -111,46 +120,59 @@ def explain(
         strict=True,
     ):
         chosen = select(contributions)
-        texts = reason_texts(chosen, templates, lang)
-        item_reasons.append([rule_reason, *texts][:5] if rule_reason is not None else texts)
+        rule_pair = both(rule_reason) if rule_reason is not None else None
+        for index, language in enumerate(LANGS):
+            texts = reason_texts(chosen, templates, language)
+            item_texts[language].append(
+                [rule_pair[index], *texts][:5] if rule_pair is not None else texts
+            )
         item_features.append([c.feature for c in chosen])
         by_declaration.setdefault(declaration_id, []).extend(contributions)
         by_truck.setdefault((key, crossing), []).extend(contributions)
 
-    declaration_reasons: list[list[str]] = []
+    declaration_texts: dict[str, list[list[str]]] = {"ru": [], "en": []}
     declaration_features: list[list[str]] = []
     for contributions in by_declaration.values():
         chosen = select(contributions)
-        declaration_reasons.append(reason_texts(chosen, templates, lang))
+        for language in LANGS:
+            declaration_texts[language].append(reason_texts(chosen, templates, language))
         declaration_features.append([c.feature for c in chosen])
 
     share = random_share or {}
-    truck_reasons: list[list[str]] = []
+    truck_texts: dict[str, list[list[str]]] = {"ru": [], "en": []}
     truck_features: list[list[str]] = []
     for key, crossing, selection, rule_reasons in flagged.select(
         *TRUCK, "selection", "rule_reasons"
     ).iter_rows():
         chosen = select(by_truck.get((key, crossing), []))
-        lead = list(rule_reasons or [])
-        if selection == "random":
-            lead.append(_random_reason(share.get(crossing, 0.03), lang))
-        truck_reasons.append([*lead, *reason_texts(chosen, templates, lang)][: max(5, len(lead))])
+        pairs = [both(reason) for reason in rule_reasons or []]
+        for index, language in enumerate(LANGS):
+            lead = [pair[index] for pair in pairs]
+            if selection == "random":
+                lead.append(_random_reason(share.get(crossing, 0.03), language))
+            texts = reason_texts(chosen, templates, language)
+            truck_texts[language].append([*lead, *texts][: max(5, len(lead))])
         truck_features.append([c.feature for c in chosen])
 
+    shown = "ru" if lang == "ru" else "en"  # other languages read English, as ``render`` does
+
     def reasons(
-        frame: pl.DataFrame, texts: list[list[str]], names: list[list[str]]
+        frame: pl.DataFrame, texts: dict[str, list[list[str]]], names: list[list[str]]
     ) -> pl.DataFrame:
         return frame.with_columns(
-            _string_lists("reasons", texts), _string_lists("reason_features", names)
+            _string_lists("reasons", texts[shown]),
+            _string_lists("reasons_ru", texts["ru"]),
+            _string_lists("reasons_en", texts["en"]),
+            _string_lists("reason_features", names),
         )
 
     declaration_ids = pl.DataFrame(
         {"declaration_id": list(by_declaration)}, schema={"declaration_id": pl.String}
     )
     return (
-        reasons(explained.select(KEYS), item_reasons, item_features),
-        reasons(declaration_ids, declaration_reasons, declaration_features),
-        reasons(flagged.select(TRUCK), truck_reasons, truck_features),
+        reasons(explained.select(KEYS), item_texts, item_features),
+        reasons(declaration_ids, declaration_texts, declaration_features),
+        reasons(flagged.select(TRUCK), truck_texts, truck_features),
     )
 
 

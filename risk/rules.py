@@ -154,6 +154,15 @@ def item_rule_columns(rules: RuleSet, *, lang: str = "en") -> list[pl.Expr]:
     ]
 
 
+def rule_translations(rules: RuleSet, lang: str = "en") -> dict[str, tuple[str, str]]:
+    """Each rule's reason as ``item_rule_columns(rules, lang=lang)`` states it -> the same
+    reason in Russian and in English (the first rule wins where two state the same text)."""
+    texts: dict[str, tuple[str, str]] = {}
+    for rule in rules.ordered():
+        texts.setdefault(rule.reason(lang), (rule.reason("ru"), rule.reason("en")))
+    return texts
+
+
 def truck_rule_aggregations() -> list[pl.Expr]:
     """Aggregations from item ``rule_lane``/``rule_reason`` to one truck, for ``group_by``.
 

@@ -55,12 +55,15 @@ def read_frame(path: Path) -> pl.DataFrame:
     try:
         if path.suffix == ".csv":
             frame = pl.read_csv(path, try_parse_dates=True)
-            if "reasons" in frame.columns:
+            lists = [c for c in ("reasons", "reasons_ru", "reasons_en") if c in frame.columns]
+            if lists:
                 frame = frame.with_columns(
-                    pl.col("reasons")
+                    pl.col(name)
+                    .cast(pl.String)
                     .fill_null("")
                     .str.split(LIST_SEPARATOR)
                     .list.eval(pl.element().filter(pl.element() != ""))
+                    for name in lists
                 )
             return frame
         return pl.read_parquet(path)

@@ -14,6 +14,34 @@ from risk.errors import RiskError
 from risk.schemas import HS_CODE_PATTERN, LANES, PROCEDURES, SELECTIONS
 
 DECIDED_BY = ("model", "rule", "random")
+REASON_LANGUAGES = ("reasons_ru", "reasons_en")
+_CYRILLIC = r"[\u0400-\u04ff]"
+_NO_REASONS = pl.lit([], dtype=pl.List(pl.String))
+
+
+def reasons_language(trucks: pl.DataFrame) -> str:
+    """The language the scores' reasons were written in (``risk score --lang``): Russian
+    when any reason is in Cyrillic, English when they are in Latin script, Russian (the
+    console's default) when there are none to judge by."""
+    if "reasons" not in trucks.columns:
+        return "ru"
+    texts = trucks.get_column("reasons").explode().drop_nulls()
+    if texts.is_empty():
+        return "ru"
+    return "ru" if texts.str.contains(_CYRILLIC).any() else "en"
+
+
+def with_reason_languages(frame: pl.DataFrame, lang: str) -> pl.DataFrame:
+    """``frame`` with ``reasons_ru`` and ``reasons_en``: as they are where it has them (scores
+    from ``risk score`` since both languages are written), else its ``reasons`` (written in
+    ``lang``) in that language's column and the other empty."""
+    if "reasons" not in frame.columns or all(name in frame.columns for name in REASON_LANGUAGES):
+        return frame  # complete, or missing ``reasons`` (which validation names)
+    reasons = pl.col("reasons").fill_null(_NO_REASONS)
+    return frame.with_columns(
+        (reasons if lang == "ru" else _NO_REASONS).alias("reasons_ru"),
+        (_NO_REASONS if lang == "ru" else reasons).alias("reasons_en"),
+    )
 
 
 class PublishedTruck(dy.Schema):
@@ -31,6 +59,8 @@ class PublishedTruck(dy.Schema):
     selection = dy.Enum(SELECTIONS)
     decided_by = dy.Enum(DECIDED_BY)
     reasons = dy.List(dy.String())
+    reasons_ru = dy.List(dy.String())
+    reasons_en = dy.List(dy.String())
 
 
 class PublishedDeclaration(dy.Schema):
@@ -47,6 +77,8 @@ class PublishedDeclaration(dy.Schema):
     risk = dy.Float64(min=0.0, max=1.0)
     duty_at_risk_usd = dy.Float64(min=0.0)
     reasons = dy.List(dy.String())
+    reasons_ru = dy.List(dy.String())
+    reasons_en = dy.List(dy.String())
 
 
 class PublishedItem(dy.Schema):
@@ -65,6 +97,8 @@ class PublishedItem(dy.Schema):
     risk = dy.Float64(min=0.0, max=1.0)
     duty_at_risk_usd = dy.Float64(min=0.0)
     reasons = dy.List(dy.String())
+    reasons_ru = dy.List(dy.String())
+    reasons_en = dy.List(dy.String())
 
 
 def published_frames(
@@ -80,10 +114,20 @@ def published_frames(
 
     Scores carry keys and numbers; the officer also reads what was declared (HS code, goods,
     masses, parties), which comes from ``declaration_items``; the truck's arrival (and plate)
-    from ``arrivals`` (``TruckArrival``) when given.
+    from ``arrivals`` (``TruckArrival``) when given. Scores with only ``reasons`` (older
+    files) keep them in the language their script shows (``reasons_language``).
     """
+    lang = reasons_language(trucks)
+    trucks, declarations, items = (
+        with_reason_languages(frame, lang) for frame in (trucks, declarations, items)
+    )
     scored_items = items.select(
-        "declaration_id", pl.col("item_no").cast(pl.Int32), "risk", "duty_at_risk_usd", "reasons"
+        "declaration_id",
+        pl.col("item_no").cast(pl.Int32),
+        "risk",
+        "duty_at_risk_usd",
+        "reasons",
+        *REASON_LANGUAGES,
     )
     declared = declaration_items.with_columns(pl.col("item_no").cast(pl.Int32))
     missing = scored_items.join(declared, on=["declaration_id", "item_no"], how="anti")
@@ -120,6 +164,7 @@ def published_frames(
             "risk",
             "duty_at_risk_usd",
             "reasons",
+            *REASON_LANGUAGES,
         )
         .join(parties.drop("vehicle_plate"), on="declaration_id", how="left")
         .select(PublishedDeclaration.column_names())

@@ -140,6 +140,10 @@ class Truck(Base):
     decided_by: Mapped[str] = mapped_column(String(16))
     random_pick: Mapped[bool] = mapped_column(Boolean, default=False)
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # The same reasons in Russian and in English (``reasons``: as ``risk score --lang`` wrote
+    # them); a page reads its own language, else the other.
+    reasons_ru: Mapped[list[Any]] = mapped_column(default=list)
+    reasons_en: Mapped[list[Any]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), default="waiting")
     lane_set_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer)
@@ -165,6 +169,10 @@ class Declaration(Base):
     risk: Mapped[float] = mapped_column(Float)
     duty_at_risk_usd: Mapped[float] = mapped_column(Float)
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # The same reasons in Russian and in English (``reasons``: as ``risk score --lang`` wrote
+    # them); a page reads its own language, else the other.
+    reasons_ru: Mapped[list[Any]] = mapped_column(default=list)
+    reasons_en: Mapped[list[Any]] = mapped_column(default=list)
 
     truck: Mapped[Truck] = relationship(back_populates="declarations")
     items: Mapped[list[Item]] = relationship(
@@ -190,6 +198,10 @@ class Item(Base):
     risk: Mapped[float] = mapped_column(Float)
     duty_at_risk_usd: Mapped[float] = mapped_column(Float)
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # The same reasons in Russian and in English (``reasons``: as ``risk score --lang`` wrote
+    # them); a page reads its own language, else the other.
+    reasons_ru: Mapped[list[Any]] = mapped_column(default=list)
+    reasons_en: Mapped[list[Any]] = mapped_column(default=list)
 
     declaration: Mapped[Declaration] = relationship(back_populates="items")
 

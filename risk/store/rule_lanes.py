@@ -5,12 +5,11 @@ store and may have changed since (or the batch ran offline). Publishing is the o
 the queue, so it applies the active entries once more, the way ``risk.rules`` does: a truck
 with any item on a red entry goes red (whatever the capacity: a watch list is an order), a
 truck whose every item is on a green entry is released unless a red rule already holds it.
-The entry's reason leads the truck's reasons and those of the items it matched.
+The entry's reason leads the truck's reasons and those of the items it matched, in each
+language the store keeps (``reasons`` as scored, ``reasons_ru``, ``reasons_en``).
 """
 
 from __future__ import annotations
-
-import re
 
 import polars as pl
 
@@ -24,17 +23,7 @@ from risk.rules import (
 
 TRUCK = ["crossing", "truck_id"]
 MAX_REASONS = 5
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-
-
-def reasons_language(trucks: pl.DataFrame) -> str:
-    """The language the scores' reasons were written in (``risk score --lang``): Russian
-    when any reason is in Cyrillic, English when they are in Latin script, Russian (the
-    console's default) when there are none to judge by."""
-    texts = trucks.get_column("reasons").explode().drop_nulls()
-    if texts.is_empty():
-        return "ru"
-    return "ru" if texts.str.contains(_CYRILLIC.pattern).any() else "en"
+LANGS = ("ru", "en")  # the store's ``reasons_ru`` and ``reasons_en``
 
 
 def apply_watch_lists(
@@ -56,24 +45,50 @@ def apply_watch_lists(
         on="declaration_id",
         how="left",
     )
-    matched = matched.with_columns(item_rule_columns(rules, lang=lang))
+    matched = matched.with_columns(
+        *item_rule_columns(rules, lang=lang),
+        *(
+            item_rule_columns(rules, lang=language)[1].alias(f"rule_reason_{language}")
+            for language in LANGS
+        ),
+    )
     if matched.get_column("rule_lane").null_count() == matched.height:
         return trucks, items, 0
-    ruled = (
-        matched.group_by(TRUCK)
-        .agg(truck_rule_aggregations())
-        .with_columns(truck_rule_columns())
-        .drop(RULE_HELPERS)
-        .filter(pl.col("rule_lane").is_not_null())
-        .rename({"rule_lane": "_rule_lane", "rule_reasons": "_rule_reasons"})
+    ruled = _ruled(matched, "rule_reason").rename(
+        {"rule_lane": "_rule_lane", "rule_reasons": "_rule_reasons"}
     )
+    for language in LANGS:
+        ruled = ruled.join(
+            _ruled(matched, f"rule_reason_{language}").select(
+                *TRUCK, pl.col("rule_reasons").alias(f"_rule_reasons_{language}")
+            ),
+            on=TRUCK,
+            how="left",
+            maintain_order="left",
+        )
     lane = pl.col("lane").cast(pl.String)
     # Red beats green: a truck already ruled red (by the rules file) stays red.
     held_red = (lane == "red") & (pl.col("decided_by").cast(pl.String) == "rule")
     red = pl.col("_rule_lane") == "red"
     green = (pl.col("_rule_lane") == "green") & ~held_red
     decided = red | green
-    lead = pl.col("_rule_reasons")
+
+    def led(column: str, lead_column: str) -> pl.Expr:
+        """``column``'s reasons with the rules' (``lead_column``) first where they decided."""
+        lead = pl.col(lead_column)
+        return (
+            pl.when(red)
+            .then(
+                pl.concat_list(lead, pl.col(column))
+                .list.unique(maintain_order=True)
+                .list.head(pl.max_horizontal(pl.lit(MAX_REASONS), lead.list.len()))
+            )
+            .when(green)
+            .then(lead)
+            .otherwise(pl.col(column))
+            .alias(column)
+        )
+
     updated = (
         trucks.join(ruled, on=TRUCK, how="left", maintain_order="left")
         .with_columns(pl.col("_rule_lane").fill_null(""))
@@ -87,15 +102,10 @@ def apply_watch_lists(
             decided_by=pl.when(decided)
             .then(pl.lit("rule"))
             .otherwise(pl.col("decided_by").cast(pl.String)),
-            reasons=pl.when(red)
-            .then(
-                pl.concat_list(lead, pl.col("reasons"))
-                .list.unique(maintain_order=True)
-                .list.head(pl.max_horizontal(pl.lit(MAX_REASONS), lead.list.len()))
-            )
-            .when(green)
-            .then(lead)
-            .otherwise(pl.col("reasons")),
+        )
+        .with_columns(
+            led("reasons", "_rule_reasons"),
+            *(led(f"reasons_{language}", f"_rule_reasons_{language}") for language in LANGS),
         )
     )
     count = int(updated.select(decided.sum()).item())
@@ -104,23 +114,50 @@ def apply_watch_lists(
     item_reasons = matched.join(
         updated.filter(decided).select(*TRUCK, "_rule_lane"), on=TRUCK, how="inner"
     ).filter(pl.col("rule_lane") == pl.col("_rule_lane"))
+
+    def item_led(column: str, reason_column: str) -> pl.Expr:
+        reason = pl.col(reason_column)
+        return (
+            pl.when(reason.is_not_null())
+            .then(
+                pl.concat_list(reason, pl.col(column))
+                .list.unique(maintain_order=True)
+                .list.head(MAX_REASONS)
+            )
+            .otherwise(pl.col(column))
+            .alias(column)
+        )
+
     items_out = (
         items.join(
-            item_reasons.select("declaration_id", "item_no", "rule_reason"),
+            item_reasons.select(
+                "declaration_id",
+                "item_no",
+                "rule_reason",
+                *(f"rule_reason_{language}" for language in LANGS),
+            ),
             on=["declaration_id", "item_no"],
             how="left",
             maintain_order="left",
         )
         .with_columns(
-            reasons=pl.when(pl.col("rule_reason").is_not_null())
-            .then(
-                pl.concat_list(pl.col("rule_reason"), pl.col("reasons"))
-                .list.unique(maintain_order=True)
-                .list.head(MAX_REASONS)
-            )
-            .otherwise(pl.col("reasons"))
+            item_led("reasons", "rule_reason"),
+            *(item_led(f"reasons_{language}", f"rule_reason_{language}") for language in LANGS),
         )
         .select(items.columns)
         .cast(dict(items.schema))  # type: ignore[arg-type]
     )
     return trucks_out, items_out, count
+
+
+def _ruled(matched: pl.DataFrame, reason_column: str) -> pl.DataFrame:
+    """``rule_lane`` and ``rule_reasons`` (from ``reason_column``) of each truck a rule
+    decided."""
+    return (
+        matched.with_columns(pl.col(reason_column).alias("rule_reason"))
+        .group_by(TRUCK)
+        .agg(truck_rule_aggregations())
+        .with_columns(truck_rule_columns())
+        .drop(RULE_HELPERS)
+        .filter(pl.col("rule_lane").is_not_null())
+    )

@@ -69,9 +69,15 @@ def publish_scores(
     and replaces nothing.
     The store's active watch lists apply once more (``risk.store.rule_lanes``).
     """
-    from risk.store.rule_lanes import apply_watch_lists, reasons_language
+    from risk.store.frames import reasons_language, with_reason_languages
+    from risk.store.rule_lanes import apply_watch_lists
     from risk.store.watchlists import rules_in_force
 
+    lang = reasons_language(trucks)
+    # Frames with only ``reasons`` (one language) keep them in the language they are in.
+    trucks, declarations, items = (
+        with_reason_languages(frame, lang) for frame in (trucks, declarations, items)
+    )
     trucks_valid = _validate(PublishedTruck, trucks, "trucks")
     declarations_valid = _validate(PublishedDeclaration, declarations, "declarations")
     items_valid = _validate(PublishedItem, items, "items")
@@ -81,7 +87,7 @@ def publish_scores(
         declarations=declarations_valid,
         items=items_valid,
         rules=rules_in_force(session=session),
-        lang=reasons_language(trucks_valid),
+        lang=lang,
     )
     if session.get(ScoreRun, run_id) is not None:
         raise RiskError(f"run {run_id} is published already")
@@ -132,6 +138,8 @@ def publish_scores(
         truck.selection = row["selection"]
         truck.random_pick = row["selection"] == "random"
         truck.reasons = list(row["reasons"])
+        truck.reasons_ru = list(row["reasons_ru"])
+        truck.reasons_en = list(row["reasons_en"])
         truck.status = "waiting"
         if not overridden:
             truck.lane = row["lane"]
@@ -169,7 +177,11 @@ def publish_scores(
                 "selection": row["selection"],
                 "kept_override": overridden,
                 # A rule's lane is explained by the rule: its reasons lead the truck's.
-                **({"reasons": list(row["reasons"])} if row["decided_by"] == "rule" else {}),
+                **(
+                    {name: list(row[name]) for name in ("reasons", "reasons_ru", "reasons_en")}
+                    if row["decided_by"] == "rule"
+                    else {}
+                ),
             },
         )
     session.flush()

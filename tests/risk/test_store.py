@@ -111,7 +111,7 @@ def test_migrate_creates_every_table_and_is_idempotent(database_url: str, engine
     assert {"trucks", "declarations", "items", "inspections", "audit_log", "users"} <= tables
     with engine.connect() as connection:
         assert (
-            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         )
 
 
