@@ -170,12 +170,21 @@ class ScoringService:
         return self._rules
 
     def score_truck(
-        self, *, session: Session, request: TruckScoreRequest, publish: bool, by: User
+        self,
+        *,
+        session: Session,
+        request: TruckScoreRequest,
+        publish: bool,
+        by: User,
+        lang: str | None = None,
     ) -> tuple[TruckScoreResponse, dict[str, float]]:
         """Score the truck, give it its lane in today's queue, optionally publish it.
 
-        Returns the response and the seconds each stage took (for ``Server-Timing``).
+        The response's reasons are in ``lang`` (default: the service's); a published truck
+        is stored with them in both languages. Returns the response and the seconds each
+        stage took (for ``Server-Timing``).
         """
+        lang = lang or self._lang
         from pipelines.score import aggregate_trucks, assemble, explain, score_items
 
         if publish and by.role == "analyst":
@@ -201,7 +210,7 @@ class ScoringService:
             rules = store.rules_in_force(session=session, base=self.rules())  # + watch lists
             features = self.truck_features(items, scorer)
             lap("features")
-            scored = score_items(items, scorer, rules=rules, features=features, lang=self._lang)
+            scored = score_items(items, scorer, rules=rules, features=features, lang=lang)
             lap("predict")
             truck = aggregate_trucks(scored.items)
             crossing = truck.get_column("crossing")[0]
@@ -215,7 +224,7 @@ class ScoringService:
                     with_lane.row(0, named=True),
                     scorer,
                     random_share=share,
-                    lang=self._lang,
+                    lang=lang,
                 )
                 lap("reasons")
                 return response_of_parts(scored, with_lane, spot, published=False), timings
@@ -225,7 +234,7 @@ class ScoringService:
                 scorer,
                 reasons_for=LANES,
                 random_share={crossing: share},
-                lang=self._lang,
+                lang=lang,
             )
             lap("reasons")
         batch = assemble(scored, with_lane, reasons)

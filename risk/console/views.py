@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from risk import store
 from risk.console.deps import ConsoleState, csrf_nonce, get_lang
-from risk.console.i18n import translator
+from risk.console.i18n import DEFAULT_LANGUAGE, translator
 from risk.console.schemas import (
     AuditView,
     DeclarationView,
@@ -25,12 +25,22 @@ from risk.console.schemas import (
     TruckView,
 )
 from risk.console.security import CSRF_COOKIE, CSRF_MAX_AGE_S, LANG_COOKIE, Signer
-from risk.store.models import AuditEntry, Inspection, Truck
+from risk.store.models import AuditEntry, Declaration, Inspection, Item, Truck
 
 YEAR_S = 365 * 24 * 3600
 
 
-def queue_entry(truck: Truck, *, now: datetime) -> QueueEntry:
+def reasons_in(row: Truck | Declaration | Item, lang: str) -> list[str]:
+    """A stored row's reasons in ``lang``; the other language where it has none in
+    ``lang`` (rows published before both were kept), else ``reasons`` as scored."""
+    other = "en" if lang == "ru" else "ru"
+    for texts in (getattr(row, f"reasons_{lang}", None), getattr(row, f"reasons_{other}", None)):
+        if texts:
+            return list(texts)
+    return list(row.reasons or [])
+
+
+def queue_entry(truck: Truck, *, now: datetime, lang: str = DEFAULT_LANGUAGE) -> QueueEntry:
     waiting = (now - truck.arrived_at).total_seconds() / 60 if truck.arrived_at else None
     return QueueEntry(
         id=truck.id,
@@ -49,7 +59,7 @@ def queue_entry(truck: Truck, *, now: datetime) -> QueueEntry:
         waiting_minutes=max(waiting, 0.0) if waiting is not None else None,
         status=truck.status,  # type: ignore[arg-type]
         model_version=truck.model_version,
-        reasons=list(truck.reasons or []),
+        reasons=reasons_in(truck, lang),
         version=truck.version,
     )
 
@@ -58,7 +68,9 @@ def audit_view(entry: AuditEntry) -> AuditView:
     return AuditView.model_validate(entry, from_attributes=True)
 
 
-def truck_view(*, session: Session, truck: Truck, now: datetime) -> TruckView:
+def truck_view(
+    *, session: Session, truck: Truck, now: datetime, lang: str = DEFAULT_LANGUAGE
+) -> TruckView:
     importers = [d.importer_id for d in truck.declarations]
     records = store.track_records(session=session, importer_ids=importers)
     latest = session.query(Inspection).filter(Inspection.truck_pk == truck.id)
@@ -77,7 +89,7 @@ def truck_view(*, session: Session, truck: Truck, now: datetime) -> TruckView:
                 procedure=declaration.procedure,
                 risk=declaration.risk,
                 duty_at_risk_usd=declaration.duty_at_risk_usd,
-                reasons=list(declaration.reasons or []),
+                reasons=reasons_in(declaration, lang),
                 track_record=TrackRecordView(
                     importer_id=record.importer_id,
                     inspected=record.inspected,
@@ -102,14 +114,14 @@ def truck_view(*, session: Session, truck: Truck, now: datetime) -> TruckView:
                         duty_rate_pct=item.duty_rate_pct,
                         risk=item.risk,
                         duty_at_risk_usd=item.duty_at_risk_usd,
-                        reasons=list(item.reasons or []),
+                        reasons=reasons_in(item, lang),
                     )
                     for item in declaration.items
                 ],
             )
         )
     return TruckView(
-        **queue_entry(truck, now=now).model_dump(),
+        **queue_entry(truck, now=now, lang=lang).model_dump(),
         run_id=truck.run_id,
         lane_set_at=truck.lane_set_at,
         declarations=declarations,

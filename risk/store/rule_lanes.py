@@ -79,7 +79,7 @@ def apply_watch_lists(
         return (
             pl.when(red)
             .then(
-                pl.concat_list(lead, pl.col(column))
+                pl.concat_list(lead, _or_scored(column))
                 .list.unique(maintain_order=True)
                 .list.head(pl.max_horizontal(pl.lit(MAX_REASONS), lead.list.len()))
             )
@@ -120,7 +120,7 @@ def apply_watch_lists(
         return (
             pl.when(reason.is_not_null())
             .then(
-                pl.concat_list(reason, pl.col(column))
+                pl.concat_list(reason, _or_scored(column))
                 .list.unique(maintain_order=True)
                 .list.head(MAX_REASONS)
             )
@@ -161,3 +161,11 @@ def _ruled(matched: pl.DataFrame, reason_column: str) -> pl.DataFrame:
         .drop(RULE_HELPERS)
         .filter(pl.col("rule_lane").is_not_null())
     )
+
+
+def _or_scored(column: str) -> pl.Expr:
+    """A language's reasons; the scored ones (``reasons``) where it has none: a queue scored
+    in one language gets the rule's reason in each, followed by what the model found."""
+    if column == "reasons":
+        return pl.col(column)
+    return pl.when(pl.col(column).list.len() > 0).then(pl.col(column)).otherwise(pl.col("reasons"))

@@ -216,9 +216,10 @@ def test_a_supervisor_puts_an_importer_on_a_watch_list_and_officers_see_its_reas
 
     page.goto(f"{console.url}/trucks/{truck.id}")
     expect(page.locator("h1 .lane")).to_have_class(re.compile("lane-red"))
-    # The test queue's reasons are in English, so the rule's reason is stored in English too.
+    # The test queue's reasons are in English only; the rule's reason is kept in both
+    # languages, and a Russian session reads it in Russian.
     expect(page.locator(".summary .reasons li").first).to_have_text(
-        "Rule watch-seized: importer watched after a seizure"
+        "Правило watch-seized: импортёр под наблюдением после изъятия"
     )
     shot(page, "11-truck-watch-listed")
 

@@ -209,7 +209,7 @@ def test_the_api_scores_a_listed_truck_red_with_the_entrys_reason(
     champion: Champion,  # noqa: F811
 ) -> None:
     items = one_truck(champion.queue)
-    before = score(live, items).json()
+    before = score(live, items, lang="en").json()
     with live.sessions.begin() as session:
         supervisor = next(u for u in store.list_users(session=session) if u.role == "supervisor")
         store.add_entry(
@@ -218,7 +218,7 @@ def test_the_api_scores_a_listed_truck_red_with_the_entrys_reason(
             values={**ENTRY, "name": "api-watch", "importer_ids": items[0]["importer_id"]},
             reason="tip-off from the border service",
         )
-    after = score(live, items).json()
+    after = score(live, items, lang="en").json()
     assert (after["lane"], after["decided_by"], after["selection"]) == ("red", "rule", "rule")
     assert after["reasons"][0] == "Rule api-watch: importer on the watch list after a seizure"
     assert after["risk"] == before["risk"]  # the rule sets the lane, not the score
@@ -227,4 +227,4 @@ def test_the_api_scores_a_listed_truck_red_with_the_entrys_reason(
         store.retire_entry(
             session=session, entry_id=entry.id, seen_version=1, by=supervisor, reason="cleared"
         )
-    assert score(live, items).json() == before  # retired: it applies no more
+    assert score(live, items, lang="en").json() == before  # retired: it applies no more

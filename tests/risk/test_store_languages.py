@@ -80,6 +80,41 @@ def test_older_scores_in_one_language_publish_into_its_column(database_url: str)
             assert english == reasons and russian == [], table
 
 
+def _watch(url: str, importer: str) -> None:
+    engine = make_engine(url)
+    with store.session_factory(engine).begin() as session:
+        supervisor = store.add_user(
+            session=session,
+            username="supervisor1",
+            password="correct horse battery",
+            role="supervisor",
+        )
+        store.add_entry(
+            session=session,
+            by=supervisor,
+            values={**ENTRY, "importer_ids": importer},
+            reason="seizure report 2026/114",
+        )
+    engine.dispose()
+
+
+def test_a_watch_list_reason_leads_each_language_of_older_scores(database_url: str) -> None:
+    queue = scored_queue()  # English only
+    _watch(database_url, queue.declarations.get_column("importer_id")[0])
+    assert _publish(database_url, queue, "old").watch_listed >= 1
+    listed = 0
+    for table, rows in _rows(database_url).items():
+        for reasons, russian, english in rows:
+            assert english == reasons, table
+            if reasons and reasons[0] == RULE_EN:
+                listed += 1
+                # The rule in Russian, then the model's reasons as scored (no Russian ones).
+                assert russian == [RULE_RU, *reasons[1:]], table
+            else:
+                assert russian == [], table
+    assert listed >= 2  # a truck and its items at least
+
+
 def test_both_languages_are_stored_and_watch_lists_lead_each(database_url: str) -> None:
     base = scored_queue()
 
@@ -95,22 +130,7 @@ def test_both_languages_are_stored_and_watch_lists_lead_each(database_url: str) 
         declarations=russian(base.declarations),
         items=russian(base.items),
     )
-    engine = make_engine(database_url)
-    with store.session_factory(engine).begin() as session:
-        supervisor = store.add_user(
-            session=session,
-            username="supervisor1",
-            password="correct horse battery",
-            role="supervisor",
-        )
-        importer = queue.declarations.get_column("importer_id")[0]
-        store.add_entry(
-            session=session,
-            by=supervisor,
-            values={**ENTRY, "importer_ids": importer},
-            reason="seizure report 2026/114",
-        )
-    engine.dispose()
+    _watch(database_url, queue.declarations.get_column("importer_id")[0])
     summary = _publish(database_url, queue, "both")
     assert summary.watch_listed >= 1
     rows = _rows(database_url)

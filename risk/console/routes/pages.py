@@ -9,7 +9,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from risk import store
 from risk.console.charts import LANE_COLOURS, Bar, bar_chart
-from risk.console.deps import CsrfChecked, CurrentUser, DbSession, Lang, Recorder, Supervisor
+from risk.console.deps import (
+    CsrfChecked,
+    CurrentUser,
+    DbSession,
+    Lang,
+    Recorder,
+    Supervisor,
+    get_lang,
+)
 from risk.console.i18n import translator
 from risk.console.schemas import OverrideForm, ResultForm
 from risk.console.views import percent, queue_entry, render, truck_view, usd
@@ -33,7 +41,9 @@ def favicon() -> Response:
     return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
-def _queue_context(db: DbSession, crossing: str | None, lane: str | None) -> dict[str, object]:
+def _queue_context(
+    db: DbSession, crossing: str | None, lane: str | None, lang: str
+) -> dict[str, object]:
     now = store.utcnow()
     trucks = store.queue(session=db, crossing=crossing or None, lane=lane or None)
     return {
@@ -41,7 +51,7 @@ def _queue_context(db: DbSession, crossing: str | None, lane: str | None) -> dic
         "lane": lane or "",
         "crossings": store.crossings(session=db),
         "counts": store.lane_counts(session=db, crossing=crossing or None),
-        "trucks": [queue_entry(t, now=now) for t in trucks],
+        "trucks": [queue_entry(t, now=now, lang=lang) for t in trucks],
         "now": now,
         "lanes": store.LANE_ORDER,
     }
@@ -55,7 +65,7 @@ def queue_page(
     crossing: Crossing = None,
     lane: LaneFilter = None,
 ) -> Response:
-    return render(request, "queue.html", _queue_context(db, crossing, lane))
+    return render(request, "queue.html", _queue_context(db, crossing, lane, get_lang(request)))
 
 
 @router.get("/queue/rows", response_class=HTMLResponse)
@@ -67,7 +77,8 @@ def queue_rows(
     lane: LaneFilter = None,
 ) -> Response:
     """The queue's table body alone: what the page's htmx polling swaps in."""
-    return render(request, "_queue_rows.html", _queue_context(db, crossing, lane))
+    context = _queue_context(db, crossing, lane, get_lang(request))
+    return render(request, "_queue_rows.html", context)
 
 
 def _truck_page(
@@ -81,7 +92,7 @@ def _truck_page(
 ) -> Response:
     db.expire_all()
     truck = store.get_truck(session=db, truck_pk=truck_pk)
-    view = truck_view(session=db, truck=truck, now=store.utcnow())
+    view = truck_view(session=db, truck=truck, now=store.utcnow(), lang=get_lang(request))
     return render(
         request,
         "truck.html",
