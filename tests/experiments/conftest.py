@@ -8,30 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from training_support import FAST, Trained
 
-from experiments.config import LightGBMParams, TrainJob
-from experiments.scorer import Scorer
-from experiments.train import Fitted, build_scorer, fit_and_evaluate, prepare
-from experiments.training_set import TrainingSet
+from experiments.config import TrainJob
+from experiments.train import build_scorer, fit_and_evaluate, prepare
 from pipelines.generate import Traffic, TrafficConfig, generate_traffic, write_traffic
 from risk.settings import Settings
 
 # Before LightGBM loads: sleeping OpenMP waits keep a shared 2-core machine usable.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-FAST = LightGBMParams(num_boost_round=60, early_stopping_rounds=20, num_threads=2)
-
-
-@dataclass(frozen=True)
-class Trained:
-    job: TrainJob
-    training_set: TrainingSet
-    fitted: Fitted
-    scorer: Scorer
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import Trained
+from training_support import Trained
 
 from experiments.evaluation import slices
 from experiments.scorer import Scorer

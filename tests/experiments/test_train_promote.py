@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import FAST
+from training_support import FAST
 from typer.testing import CliRunner
 
 from experiments.config import TrainJob
