@@ -3,7 +3,8 @@
 SHAP (``pred_contrib=True``) costs about a hundred predictions per row, so it runs only for
 the items of trucks that end red or yellow, and per truck only for its riskiest items (one by
 default: it dominates the truck's risk). The contributions become sentences through the
-feature catalogue (``risk.reasons``); a truck's hard rule or random selection is stated first.
+feature catalogue (``risk.reasons``), in Russian and in English (``reasons_ru``, ``reasons_en``;
+``reasons`` is the one ``lang`` names); a truck's hard rule or random selection is stated first.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ def command(
     lang: Annotated[
         str,
         typer.Option(
-            help="Language of the reasons officers read in the console: ru (its default) or en."
+            help="Language of the scores' reasons column: ru (the console's default) or en; "
+            "both languages are kept and the console shows the officer's."
         ),
     ] = "ru",
 ) -> None:

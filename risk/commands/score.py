@@ -64,7 +64,13 @@ def command(
     partitions: Annotated[
         int | None, typer.Option(min=1, help="Partitions (and local workers) with --cluster.")
     ] = None,
-    lang: Annotated[str, typer.Option(help="Language of the reasons: en or ru.")] = "en",
+    lang: Annotated[
+        str,
+        typer.Option(
+            help="Language of the reasons column: en or ru (reasons_ru and reasons_en are "
+            "written too; the console shows the officer's language)."
+        ),
+    ] = "en",
     explain_items: Annotated[
         int,
         typer.Option(
