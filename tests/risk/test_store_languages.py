@@ -184,3 +184,22 @@ def test_migration_0004_copies_each_rows_reasons_by_their_script(database_url: s
     for table, stored in rows.items():
         for reasons, russian, english in stored[1 if table == "trucks" else 0 :]:
             assert english == reasons and russian == [], table
+
+
+def test_csv_scores_read_back_every_reasons_list(tmp_path: Path) -> None:
+    from pipelines.score_job import _flatten_lists
+    from risk.store.files import read_frame
+
+    lists = pl.List(pl.String)
+    frame = pl.DataFrame(
+        {
+            "truck_key": ["T1", "T2"],
+            "reasons": [["Declared value 5,189 USD", "Origin CN"], []],
+            "reasons_ru": [["Заявленная стоимость 5 189 USD", "Происхождение CN"], []],
+            "reasons_en": [["Declared value 5,189 USD", "Origin CN"], []],
+        },
+        schema={"truck_key": pl.String, "reasons": lists, "reasons_ru": lists, "reasons_en": lists},
+    )
+    path = tmp_path / "scores.trucks.csv"
+    _flatten_lists(frame).write_csv(path)
+    assert read_frame(path).equals(frame)
