@@ -6,7 +6,7 @@ import copy
 
 import httpx
 import pytest
-from conftest import Console
+from console_support import Console
 from sqlalchemy import select
 
 from risk import store

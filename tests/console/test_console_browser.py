@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, Console
+from console_support import PASSWORD, Console
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SECRET
+from console_support import SECRET
 from typer.testing import CliRunner
 
 from risk import store

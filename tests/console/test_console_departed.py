@@ -5,7 +5,7 @@ and inspected trucks keep theirs."""
 from __future__ import annotations
 
 import polars as pl
-from conftest import Console, csrf
+from console_support import Console, csrf
 from store_data import ScoredQueue, scored_queue
 
 from risk import store

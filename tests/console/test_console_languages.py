@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSWORD, SECRET, Console, serve
+from console_support import PASSWORD, SECRET, Console, serve
 from test_console_scoring import (  # the trained champion and the live API
     Champion,
     Live,

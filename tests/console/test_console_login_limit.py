@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-from conftest import PASSWORD, Console, csrf
+from console_support import PASSWORD, Console, csrf
 from sqlalchemy import update
 
 from risk.store.accounts import LOGIN_FAILURE_WINDOW, MAX_LOGIN_FAILURES

@@ -7,7 +7,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import PASSWORD, Console, csrf
+from console_support import PASSWORD, Console, csrf
 
 from risk import store
 from risk.schemas import InspectionOutcome

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from conftest import PASSWORD, SECRET, serve
+from console_support import PASSWORD, SECRET, serve
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 

@@ -9,7 +9,7 @@ import re
 import httpx
 import polars as pl
 import pytest
-from conftest import Console, csrf
+from console_support import Console, csrf
 from store_data import scored_queue
 
 # The trained champion and a console serving it, shared with the scoring tests.
