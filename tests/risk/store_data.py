@@ -142,3 +142,18 @@ def fresh_postgres_database(admin_url: str, *, template: str | None = None) -> I
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+PASSWORD = "correct horse battery"
+
+
+def prepare_store(url: str) -> None:
+    """Migrate and add one user per role (``officer1``, ...): what every store test starts from."""
+    from risk import store
+
+    store.migrate(url)
+    engine = store.make_engine(url)
+    with store.session_factory(engine).begin() as session:
+        for role in store.ROLES:
+            store.add_user(session=session, username=f"{role}1", password=PASSWORD, role=role)
+    engine.dispose()

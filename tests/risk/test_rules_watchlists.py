@@ -4,9 +4,7 @@ trucks published into the queue; the rules in force export to a file `risk score
 
 from __future__ import annotations
 
-import shutil
 import tomllib
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -15,7 +13,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-from store_data import ScoredQueue, fresh_postgres_database, postgres_admin_url, scored_queue
+from store_data import (
+    ScoredQueue,
+    prepare_store,
+    scored_queue,
+)
 from typer.testing import CliRunner
 
 from risk import store
@@ -24,56 +26,7 @@ from risk.rules import HardRule, RuleSet, dump_rules, load_rules, merge_rules
 from risk.settings import get_settings
 from risk.store.models import WatchListEntry
 
-PASSWORD = "correct horse battery"
 REASON = "seizure report 2026/114"
-
-
-def _prepare(url: str) -> None:
-    store.migrate(url)
-    engine = store.make_engine(url)
-    with store.session_factory(engine).begin() as session:
-        for role in store.ROLES:
-            store.add_user(session=session, username=f"{role}1", password=PASSWORD, role=role)
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("watchlists") / "risk.db"
-    _prepare(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def postgres_template() -> Iterator[str]:
-    with fresh_postgres_database(postgres_admin_url()) as url:
-        _prepare(url)
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        shutil.copy(sqlite_template, tmp_path / "risk.db")
-        yield f"sqlite:///{tmp_path / 'risk.db'}"
-        return
-    template = request.getfixturevalue("postgres_template")
-    with fresh_postgres_database(postgres_admin_url(), template=template) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = store.make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return store.session_factory(engine)
 
 
 @pytest.fixture
@@ -405,7 +358,7 @@ def test_rules_export_writes_the_file_and_the_stores_rules(
     monkeypatch.setenv("RISK_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()
     url = str(get_settings().database_url)
-    _prepare(url)
+    prepare_store(url)
     engine = store.make_engine(url)
     sessions = store.session_factory(engine)
     with sessions() as session:

@@ -2,74 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import polars as pl
 import pytest
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-from store_data import ScoredQueue, fresh_postgres_database, postgres_admin_url, scored_queue
+from store_data import (
+    ScoredQueue,
+    scored_queue,
+)
 
 from risk import store
 from risk.errors import RiskError
 from risk.schemas import InspectionOutcome
 from risk.store.models import AuditEntry, Truck
-
-PASSWORD = "correct horse battery"
-
-
-def _prepare(url: str) -> None:
-    """Migrate and add one user per role: what every test starts from."""
-    store.migrate(url)
-    engine = store.make_engine(url)
-    with store.session_factory(engine).begin() as session:
-        for role in store.ROLES:
-            store.add_user(session=session, username=f"{role}1", password=PASSWORD, role=role)
-    engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "risk.db"
-    _prepare(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
-    with fresh_postgres_database(postgres_admin_url()) as url:
-        _prepare(url)
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> Iterator[str]:
-    """A migrated store with three users, fresh for each test, on each database."""
-    if request.param == "sqlite":
-        shutil.copy(sqlite_template, tmp_path / "risk.db")
-        yield f"sqlite:///{tmp_path / 'risk.db'}"
-        return
-    template = request.getfixturevalue("postgres_template")
-    with fresh_postgres_database(postgres_admin_url(), template=template) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = store.make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return store.session_factory(engine)
 
 
 @pytest.fixture
