@@ -82,6 +82,7 @@ __all__ = [
     "ScoredBatch",
     "Scorer",
     "aggregate_trucks",
+    "any_wrong",
     "as_of_cutoff",
     "as_polars",
     "assemble",
@@ -158,7 +159,7 @@ def score_items(
     )
 
 
-def _any_wrong(column: str = "risk") -> pl.Expr:
+def any_wrong(column: str = "risk") -> pl.Expr:
     """1 - prod(1 - p): the chance that at least one of independent items is wrong."""
     return 1.0 - pl.col(column).clip(0.0, 1.0).neg().log1p().sum().exp()
 
@@ -185,7 +186,7 @@ def aggregate_trucks(items: pl.DataFrame) -> pl.DataFrame:
             pl.col("declared_at").min().alias("first_declared_at"),
             pl.col("declaration_id").n_unique().cast(pl.Int64).alias("n_declarations"),
             pl.len().cast(pl.Int64).alias("n_items"),
-            _any_wrong().alias("risk"),
+            any_wrong().alias("risk"),
             pl.col("duty_at_risk_usd").sum(),
             pl.col("risk").max().alias("max_item_risk"),
             pl.col(TOP_ITEM).get(pl.col("risk").arg_max()).cast(pl.Int64),
@@ -267,7 +268,7 @@ def assemble(
             pl.col("truck_id", "truck_key", "crossing").first(),
             pl.col("declared_at").min(),
             pl.len().cast(pl.Int64).alias("n_items"),
-            _any_wrong().alias("risk"),
+            any_wrong().alias("risk"),
             pl.col("duty_at_risk_usd").sum(),
             pl.col("risk").max().alias("max_item_risk"),
         )

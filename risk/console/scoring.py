@@ -346,6 +346,8 @@ def response_of_parts(
     (``spot_reasons.truck_reasons`` for the reasons): assembling the three output frames takes
     a dozen joins and fills, which for one truck cost more than scoring it; only the
     declarations' totals need Polars."""
+    from pipelines.score import any_wrong
+
     items_by_declaration: dict[str, list[ItemScore]] = {}
     for declaration_id, item_no, risk, duty in scored.items.select(
         "declaration_id", "item_no", "risk", "duty_at_risk_usd"
@@ -359,8 +361,7 @@ def response_of_parts(
             )
         )
     totals = scored.items.group_by("declaration_id", maintain_order=True).agg(
-        # pipelines.score's declaration risk: 1 - prod(1 - p) over its items.
-        (1.0 - pl.col("risk").clip(0.0, 1.0).neg().log1p().sum().exp()).alias("risk"),
+        any_wrong().alias("risk"),  # pipelines.score's declaration risk
         pl.col("duty_at_risk_usd").sum(),
     )
     declarations = [
@@ -373,20 +374,11 @@ def response_of_parts(
         )
         for declaration_id, risk, duty in totals.iter_rows()
     ]
-    row = truck.row(0, named=True)
-    if row["lane"] not in LANES:
-        raise RiskError(f"scoring gave an unknown lane {row['lane']!r}")
-    return TruckScoreResponse(
-        truck_id=row["truck_key"],
-        crossing=row["crossing"],
-        risk=row["risk"],
-        duty_at_risk_usd=row["duty_at_risk_usd"],
-        lane=row["lane"],
-        selection=row["selection"],
-        decided_by=row["decided_by"],
+    return _truck_response(
+        truck.row(0, named=True),
         reasons=reasons.truck,
         model_version=scored.model_version,
-        model_run_id=scored.run_id,
+        run_id=scored.run_id,
         published=published,
         declarations=declarations,
     )
@@ -413,6 +405,26 @@ def _response(batch: Any, row: dict[str, Any], *, published: bool) -> TruckScore
         )
         for d in batch.declarations.iter_rows(named=True)
     ]
+    return _truck_response(
+        row,
+        reasons=row["reasons"],
+        model_version=row["model_version"],
+        run_id=row["run_id"],
+        published=published,
+        declarations=declarations,
+    )
+
+
+def _truck_response(
+    row: dict[str, Any],
+    *,
+    reasons: list[str],
+    model_version: str,
+    run_id: str,
+    published: bool,
+    declarations: list[DeclarationScore],
+) -> TruckScoreResponse:
+    """The response for one truck's row (key, crossing, risk, duty, lane, selection, decider)."""
     if row["lane"] not in LANES:
         raise RiskError(f"scoring gave an unknown lane {row['lane']!r}")
     return TruckScoreResponse(
@@ -423,9 +435,9 @@ def _response(batch: Any, row: dict[str, Any], *, published: bool) -> TruckScore
         lane=row["lane"],
         selection=row["selection"],
         decided_by=row["decided_by"],
-        reasons=row["reasons"],
-        model_version=row["model_version"],
-        model_run_id=row["run_id"],
+        reasons=reasons,
+        model_version=model_version,
+        model_run_id=run_id,
         published=published,
         declarations=declarations,
     )
