@@ -552,19 +552,6 @@ def _by_row(frame: pl.DataFrame, scored: pl.DataFrame) -> pl.LazyFrame:
     return pl.DataFrame(columns).lazy()
 
 
-def _widen(scored: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per item, four columns per metric (``<metric>_log_ratio`` and so on)."""
-    frame = scored.filter(pl.col("metric") == 0).select(_renamed(METRICS[0]))
-    for index, metric in enumerate(METRICS[1:], start=1):
-        frame = frame.join(
-            scored.filter(pl.col("metric") == index).select(_renamed(metric)),
-            on=["declaration_id", "item_no"],
-            how="full",
-            coalesce=True,
-        )
-    return frame
-
-
 def result_schema() -> dict[str, pl.DataType]:
     """Columns and types of ``UnitValueReference.transform``'s result."""
     schema: dict[str, pl.DataType] = {"declaration_id": pl.String(), "item_no": pl.Int32()}
@@ -574,17 +561,6 @@ def result_schema() -> dict[str, pl.DataType]:
         schema[f"{metric}_reference_level"] = pl.Int32()
         schema[f"{metric}_reference_rows"] = pl.Int64()
     return schema
-
-
-def _renamed(metric: str) -> list[pl.Expr]:
-    return [
-        pl.col("declaration_id"),
-        pl.col("item_no"),
-        pl.col("log_ratio").alias(f"{metric}_log_ratio"),
-        pl.col("position").alias(f"{metric}_position"),
-        pl.col("level").cast(pl.Int32).alias(f"{metric}_reference_level"),
-        pl.col("n").alias(f"{metric}_reference_rows"),
-    ]
 
 
 def _refuse_other_periods(valid_from: datetime) -> pl.Expr:
