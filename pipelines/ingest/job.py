@@ -90,7 +90,7 @@ def _parse(
         (pl.col(src).cast(pl.String) if src in present else pl.lit(None, pl.String)).alias(name)
         for name, src in extras
     ]
-    parsed = parse_columns(file.frame.lazy(), specs, schema, profile)
+    parsed = parse_columns(file.frame, specs, schema, profile)
     return parsed.select(*schema.columns(), pl.col(f"^{BAD}.*$"), pl.col(ROW), *text)
 
 

@@ -114,6 +114,8 @@ def _from_typed(raw: pl.Expr, raw_dtype: pl.DataType, dtype: pl.DataType) -> pl.
         return raw.cast(dtype)
     if raw_dtype == pl.Boolean and dtype == pl.Boolean:
         return raw
+    if raw_dtype == dtype and isinstance(dtype, pl.Enum):  # the same categories
+        return raw
     if isinstance(raw_dtype, pl.Enum | pl.Categorical) and isinstance(dtype, pl.Enum):
         return raw.cast(pl.String).cast(dtype, strict=False)
     return None
@@ -140,8 +142,13 @@ def plan_field(
     spec: FieldSpec | None,
     columns: Mapping[str, pl.DataType],
     decimal_comma: bool,
+    verbatim: bool = False,
 ) -> FieldPlan:
-    """The staged expressions that parse one canonical field from a raw frame's columns."""
+    """The staged expressions that parse one canonical field from a raw frame's columns.
+
+    ``verbatim``: the field's text stage is known to give back its raw text column unchanged
+    (``verbatim_fields``), so the raw column is taken as it is.
+    """
     this = pl.col(field)
     if spec is None:  # no counterpart in the source: null
         return FieldPlan(field, None, pl.lit(None, dtype=dtype).alias(field), None, this)
@@ -159,12 +166,14 @@ def plan_field(
     typed = None if spec.values else _from_typed(raw, columns[source], dtype)
     if typed is not None:
         text_expr, value, present = None, typed, raw.is_not_null()
+    elif verbatim:
+        text_expr, value, present = None, raw, None
     else:
         text_expr = _text(raw, spec, field).alias(TEXT + field)
         cleaned = pl.col(TEXT + field)
         value = _from_text(cleaned, field, dtype, spec, decimal_comma)
         present = cleaned.is_not_null()
-    can_fail = field == "currency" or dtype != pl.String
+    can_fail = (field == "currency" and not verbatim) or dtype != pl.String
     finish = this
     if spec.factor is not None:
         finish = finish * spec.factor
@@ -177,27 +186,102 @@ def plan_field(
         field,
         text_expr,
         value.alias(field),
-        present if can_fail else None,
+        present if can_fail and present is not None else None,
         finish.cast(dtype).alias(field),
     )
 
 
+def _text_sources(
+    specs: Mapping[str, FieldSpec], schema: type[dy.Schema], columns: Mapping[str, pl.DataType]
+) -> dict[str, str]:
+    """Field -> source column, for the String fields read from a String column as text."""
+    sources = {}
+    for field, column in schema.columns().items():
+        spec = specs.get(field)
+        if spec is None or spec.constant is not None or spec.values or column.dtype != pl.String:
+            continue
+        source = resolve_source(spec, columns)
+        if source is not None and columns[source] == pl.String:
+            sources[field] = source
+    return sources
+
+
+def _byte(column: str, index: int) -> pl.Expr:
+    return pl.col(column).cast(pl.Binary).bin.get(index, null_on_oob=True)
+
+
+def _unchanged(values: pl.Series, field: str) -> bool:
+    """Whether ``_text`` (and, for currency, the rate check) keeps every one of ``values``."""
+    cleaned = values.str.strip_chars()
+    if field in TEXT_CODE_FIELDS:
+        cleaned = cleaned.str.to_uppercase()
+    kept = (cleaned == values) & (values.str.len_bytes() > 0)
+    if field == "currency":
+        kept &= values.is_in(sorted(currency_rates()))
+    return bool(kept.all())
+
+
+def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozenset[str]:
+    """The fields (of ``sources``: field -> String column) whose text stage would give back
+    the raw column unchanged in every row.
+
+    Cleaning rewrites every cell of a column; a typed file of earlier ingests (the queue that
+    batch scoring reads) has nothing to clean, and proving that costs a fraction of it. A
+    free-text column passes at once when no cell is empty and every first and last byte is
+    printable ASCII (so neither end can be white space); the rest, and the code fields (upper
+    case, and for currency a known rate), are checked exactly on their distinct values.
+    """
+    plain = sorted({s for f, s in sources.items() if f not in TEXT_CODE_FIELDS})
+    ends = (
+        frame.lazy()
+        .select(
+            *(pl.col(c).str.len_bytes().alias(f"len{i}") for i, c in enumerate(plain)),
+            *(_byte(c, 0).alias(f"first{i}") for i, c in enumerate(plain)),
+            *(_byte(c, -1).alias(f"last{i}") for i, c in enumerate(plain)),
+        )
+        .select(
+            pl.all_horizontal(
+                pl.col(f"len{i}").min() > 0,
+                *(pl.col(f"{end}{i}").min() > 32 for end in ("first", "last")),
+                *(pl.col(f"{end}{i}").max() < 128 for end in ("first", "last")),
+            )
+            .fill_null(True)  # no values at all
+            .alias(c)
+            for i, c in enumerate(plain)
+        )
+        .collect()
+    )
+    printable = {c for c in plain if ends.get_column(c).item()}
+    verbatim = set()
+    for field, source in sources.items():
+        if field in TEXT_CODE_FIELDS or source not in printable:
+            values = frame.get_column(source).drop_nulls().unique()
+            if not _unchanged(values, field):
+                continue
+        verbatim.add(field)
+    return frozenset(verbatim)
+
+
 def parse_columns(
-    raw: pl.LazyFrame,
+    raw: pl.DataFrame,
     specs: Mapping[str, FieldSpec],
     schema: type[dy.Schema],
     profile: SourceProfile,
 ) -> pl.LazyFrame:
     """Every column of ``schema`` parsed from ``raw``, plus a failure flag ``BAD + field`` for
     each field that can fail to parse."""
-    columns = raw.collect_schema()
+    columns = raw.schema
+    verbatim = verbatim_fields(raw, _text_sources(specs, schema, columns))
     plans = []
     for field, column in schema.columns().items():
         spec = specs.get(field)
-        plans.append(plan_field(field, column.dtype, spec, columns, profile.decimal_comma))
+        plans.append(
+            plan_field(field, column.dtype, spec, columns, profile.decimal_comma, field in verbatim)
+        )
     texts = [p.text for p in plans if p.text is not None]
     parsed = (
-        raw.with_columns(texts)
+        raw.lazy()
+        .with_columns(texts)
         .with_columns(p.value for p in plans)
         .with_columns(
             (p.present & pl.col(p.field).is_null()).alias(BAD + p.field)
