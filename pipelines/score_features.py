@@ -20,6 +20,7 @@ import pyarrow as pa
 from risk.schemas import InspectionOutcome, empty
 
 if TYPE_CHECKING:
+    from experiments.compiled import Column
     from features.config import FeatureConfig
     from features.profiles import EntityProfiles
 
@@ -222,43 +223,116 @@ def dense_matrix(
     return features.select(columns).to_numpy(order="c" if row_major else "fortran")
 
 
+def _values(series: pl.Series) -> np.ndarray:
+    """The series' values as NumPy, without a copy where Arrow has them in one buffer; rows
+    with a null hold whatever the buffer holds there (the caller masks them)."""
+    if series.null_count() == 0:
+        return series.to_numpy()
+    array = series.to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    dtype = np.dtype(array.type.to_pandas_dtype())
+    buffer = np.frombuffer(array.buffers()[1], dtype=dtype)
+    return buffer[array.offset : array.offset + len(array)]
+
+
+# Dense category indices through a lookup table when the codes are small non-negative integers
+# (country numbers, HS chapters, CRC buckets below this): one gather instead of a search.
+_LOOKUP_MAX_CODE = 1 << 24
+
+
+def _dense_codes(values: np.ndarray, missing: np.ndarray | None, known: np.ndarray) -> np.ndarray:
+    """Each code's position among ``known`` (sorted), NaN where unknown or missing: what
+    ``experiments.categories.CategoryIndex.transform`` makes of the float32 matrix."""
+    integral = len(known) > 0 and bool(np.all(known == np.round(known)))
+    if integral and known[0] >= 0 and known[-1] < _LOOKUP_MAX_CODE and values.dtype.kind in "iu":
+        top = int(known[-1]) + 1
+        lookup = np.full(top + 1, np.nan, dtype=np.float32)  # lookup[top]: not known
+        lookup[known.astype(np.int64)] = np.arange(len(known), dtype=np.float32)
+        index = values.astype(np.int64)
+        np.putmask(index, (index < 0) | (index >= top), top)
+        dense = lookup[index]
+    else:
+        column = values.astype(np.float32).astype(np.float64)
+        dense = np.full(len(values), np.nan, dtype=np.float32)
+        if len(known):
+            position = np.minimum(np.searchsorted(known, column), len(known) - 1)
+            found = known[position] == column
+            dense[found] = position[found]
+    if missing is not None:
+        dense[missing] = np.nan
+    return dense
+
+
+def feature_columns(scorer: Scorer, features: pl.DataFrame) -> list[Column] | None:
+    """The columns of the matrix ``dense_matrix`` would build, as the compiled boosters read
+    them (``experiments.compiled.predict_columns``): numbers as they are (no copy where
+    Polars holds them in one buffer), categorical codes as dense indices; None where a
+    feature is not a plain number or the scorer has no dense category indices."""
+    from experiments.compiled import Column
+
+    codes = getattr(getattr(scorer, "categories", None), "codes", None)
+    if codes is None:
+        return None
+    columns = []
+    for name in scorer.feature_names:
+        series = features.get_column(name)
+        if series.dtype == pl.Boolean:
+            series = series.cast(pl.Int8)
+        if not series.dtype.is_numeric() or series.dtype == pl.Decimal:
+            return None
+        values = _values(series)
+        missing = series.is_null().to_numpy() if series.null_count() else None
+        if name in codes:
+            known = np.asarray(codes[name], dtype=np.float64)
+            columns.append(Column(_dense_codes(values, missing, known)))
+        else:
+            columns.append(Column(values, missing))
+    return columns
+
+
 def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated risk and expected duty at risk per row of ``features``.
 
-    For the project's scorer the classifier and the duty regressor read one dense float32
-    matrix (``dense_matrix``), through their compiled twins where the policy allows
-    (``experiments.compiled``: large batches, or a model already compiled); this mirrors
-    ``Scorer.predict_risk`` and ``Scorer.expected_duty`` exactly (a test holds them equal).
-    Any other scorer is asked through the protocol.
+    For the project's scorer the classifier and the duty regressor read the features as
+    one float32 matrix: through their compiled twins where the policy allows
+    (``experiments.compiled``: large batches, or a model already compiled), straight from
+    the frame's columns (``feature_columns``, ``predict_columns``: the matrix is never
+    built), otherwise from ``dense_matrix``; this mirrors ``Scorer.predict_risk`` and
+    ``Scorer.expected_duty`` exactly (a test holds them equal). Any other scorer is asked
+    through the protocol.
     """
     booster = getattr(scorer, "booster", None)
     calibrator = getattr(scorer, "calibrator", None)
     fast_booster = getattr(scorer, "fast_booster", None)
     duty_booster = getattr(scorer, "duty_booster", None)
     rows = features.height
-    dense = None
-    if booster is not None and calibrator is not None and fast_booster is not None and rows:
-        boosters = [fast_booster(b) for b in (booster, duty_booster) if b is not None]
-        compiled = all(b.compiled_for(rows) is not None for b in boosters)
-        dense = dense_matrix(scorer, features, row_major=not compiled)
-    if dense is None or calibrator is None or fast_booster is None:
-        risk = np.asarray(
-            scorer.predict_risk(feature_matrix(features, scorer.feature_names)), dtype=np.float64
-        )
-        return risk, np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)
+    if booster is None or calibrator is None or fast_booster is None or not rows:
+        return _predict_by_protocol(scorer, features)
     threads = getattr(scorer, "num_threads", 0)
-    both = [fast_booster(b).compiled for b in (booster, duty_booster) if b is not None]
-    if duty_booster is not None and all(c is not None for c in both):
-        from experiments.compiled import predict_together
+    boosters = [b for b in (booster, duty_booster) if b is not None]
+    compiled = [fast_booster(b).compiled_for(rows) for b in boosters]
+    columns = feature_columns(scorer, features) if None not in compiled else None
+    if columns is not None:
+        from experiments.compiled import predict_columns
 
-        # One pass over the matrix for both compiled boosters.
-        raw, duty_raw = predict_together([c for c in both if c is not None], dense, threads)
-        risk = np.asarray(calibrator.predict(raw))
-        duty_if_wrong = np.clip(duty_raw, 0.0, None)
-        return risk, risk * duty_if_wrong
-    risk = np.asarray(calibrator.predict(fast_booster(booster).predict(dense, threads)))
+        # One pass over the columns for both compiled boosters.
+        raw = predict_columns([c for c in compiled if c is not None], columns, threads)
+    else:
+        dense = dense_matrix(scorer, features)
+        if dense is None:
+            return _predict_by_protocol(scorer, features)
+        raw = [fast_booster(b).predict(dense, threads) for b in boosters]
+    risk = np.asarray(calibrator.predict(raw[0]))
     if duty_booster is not None:
-        duty_if_wrong = np.clip(fast_booster(duty_booster).predict(dense, threads), 0.0, None)
+        duty_if_wrong = np.clip(raw[1], 0.0, None)
     else:
         duty_if_wrong = np.asarray(scorer.expected_duty(features, np.ones(len(risk))))
     return risk, risk * np.asarray(duty_if_wrong, dtype=np.float64)
+
+
+def _predict_by_protocol(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    risk = np.asarray(
+        scorer.predict_risk(feature_matrix(features, scorer.feature_names)), dtype=np.float64
+    )
+    return risk, np.asarray(scorer.expected_duty(features, risk), dtype=np.float64)

@@ -234,3 +234,38 @@ def test_two_boosters_read_the_matrix_together(
     got = compiled.predict_together([natives[0], natives[1]], rows, 2)
     for out, fitted in zip(got, (booster, regressor), strict=True):
         assert np.max(np.abs(out - np.asarray(fitted.predict(rows)))) <= 1e-9
+
+
+def test_columns_predict_exactly_as_their_float32_matrix(
+    booster: lgb.Booster,
+    regressor: lgb.Booster,
+    data: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compiled, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 100)
+    policy = CompilePolicy(cache_dir=tmp_path)
+    natives = [compile_booster(b.model_to_string(), policy) for b in (booster, regressor)]
+    assert natives[0] is not None and natives[1] is not None
+    rows = _unseen_rows(data[0])
+    missing = np.isnan(rows[:, 0])
+    # Integer codes whose missing rows hold garbage, as a null's slot in an Arrow buffer does;
+    # float64 values that float32 rounds; a column that is float32 already.
+    codes = np.where(missing, 12345, np.nan_to_num(rows[:, 0])).astype(np.int64)
+    columns = [
+        compiled.Column(codes, missing),
+        compiled.Column(rows[:, 1] * (1 + 1e-9)),
+        compiled.Column(rows[:, 2].astype(np.float32)),
+        compiled.Column(rows[:, 3]),
+        compiled.Column(rows[:, 4]),
+    ]
+    matrix = np.column_stack([rows[:, 0], rows[:, 1] * (1 + 1e-9), *rows[:, 2:].T])
+    expected = compiled.predict_together(
+        [natives[0], natives[1]], np.ascontiguousarray(matrix, dtype=np.float32), 1
+    )
+    for threads in (1, 2, 3):
+        got = compiled.predict_columns([natives[0], natives[1]], columns, threads)
+        for out, want in zip(got, expected, strict=True):
+            assert np.array_equal(out, want)
+    assert [len(o) for o in compiled.predict_columns([natives[0]], [], 2)] == [0]
