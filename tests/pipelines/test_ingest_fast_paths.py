@@ -6,6 +6,7 @@ hold its results equal to the general path's (forced by patching the proof to fa
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,11 +17,12 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from polars.testing import assert_frame_equal
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from pipelines.ingest import IngestResult, read_source
 from pipelines.ingest import parse as parse_module
 from pipelines.ingest.parse import verbatim_fields
+from risk import soft_rules
 from risk.schemas import DeclarationItem
 
 # Text that cleaning must change (white space at an end, empty, lower-case codes) or keep.
@@ -173,3 +175,188 @@ def test_hostile_text_gives_the_same_result_on_both_paths(
     with general_text_path():
         general = read_source(path, "canonical")
     assert_same_result(fast, general)
+
+
+# ---------------------------------------------------------------- the weighbridge soft rule
+
+START = dt.datetime(2025, 10, 1)
+
+
+def weighings(seed: int, trucks: int, weighed_twice: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Items of ``trucks`` trucks at two crossings and their arrivals: some trucks unweighed,
+    some readings missing, some far from the declared mass, some arrivals outside the window
+    or exactly on its edges; ``weighed_twice``: some trucks come twice to one crossing."""
+    rng = np.random.default_rng(seed)
+    truck_ids = [f"T{i}" for i in range(trucks)]
+    crossing_of = rng.choice(["A", "B"], trucks)
+    items = []
+    arrivals = []
+    for i, truck in enumerate(truck_ids):
+        declared = START + dt.timedelta(hours=int(rng.integers(0, 96)))
+        n = int(rng.integers(1, 5))
+        masses = rng.choice([100.0, 250.5, 1e16, 1.0, 0.1], n).tolist()
+        for k in range(n):
+            later = dt.timedelta(minutes=int(rng.choice([0, 0, 30])) * k)
+            items.append((str(crossing_of[i]), truck, declared + later, masses[k]))
+        gaps = [
+            dt.timedelta(0),
+            dt.timedelta(hours=5),
+            dt.timedelta(days=3),
+            dt.timedelta(days=3, microseconds=1),
+            -dt.timedelta(hours=1),
+        ]
+        visits = int(rng.integers(0, 3 if weighed_twice else 2))
+        for _ in range(visits):
+            reading = float(sum(masses) * rng.choice([1.0, 1.05, 1.5, 0.5]))
+            arrivals.append(
+                (
+                    str(crossing_of[i] if rng.random() < 0.9 else "B"),
+                    truck,
+                    declared + gaps[int(rng.integers(0, len(gaps)))],
+                    None if rng.random() < 0.1 else reading,
+                )
+            )
+    item_frame = pl.DataFrame(
+        items,
+        schema={
+            "crossing": pl.String,
+            "truck_id": pl.String,
+            "declared_at": pl.Datetime("us"),
+            "gross_mass_kg": pl.Float64,
+        },
+        orient="row",
+    ).with_columns(
+        pl.when(pl.int_range(pl.len()) % 11 == 3)
+        .then(None)
+        .otherwise(pl.col("truck_id"))
+        .alias("truck_id")
+    )
+    arrival_frame = pl.DataFrame(
+        arrivals,
+        schema={
+            "crossing": pl.String,
+            "truck_id": pl.String,
+            "arrived_at": pl.Datetime("us"),
+            "weighbridge_kg": pl.Float64,
+        },
+        orient="row",
+    )
+    return item_frame, arrival_frame
+
+
+def general_flags(items: pl.DataFrame, arrivals: pl.DataFrame) -> pl.Series:
+    return (
+        soft_rules._flags_by_asof(
+            items.lazy(),
+            arrivals.lazy(),
+            tolerance=soft_rules.WEIGHBRIDGE_TOLERANCE,
+            window=soft_rules.VISIT_WINDOW,
+        )
+        .collect()
+        .get_column(soft_rules.WEIGHBRIDGE_RULE)
+    )
+
+
+def flags(items: pl.DataFrame, arrivals: pl.DataFrame) -> pl.Series:
+    frame = soft_rules.weight_far_from_weighbridge(items.lazy(), arrivals.lazy()).collect()
+    assert_frame_equal(frame.drop(soft_rules.WEIGHBRIDGE_RULE), items)
+    return frame.get_column(soft_rules.WEIGHBRIDGE_RULE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), trucks=st.integers(0, 30))
+def test_one_weighing_per_truck_gives_the_as_of_flags(seed: int, trucks: int) -> None:
+    items, arrivals = weighings(seed, trucks, weighed_twice=False)
+    arrivals = arrivals.unique(["crossing", "truck_id"], keep="first", maintain_order=True)
+    fast = soft_rules._flags_one_weighing_per_truck(
+        items, arrivals, soft_rules.WEIGHBRIDGE_TOLERANCE, soft_rules.VISIT_WINDOW
+    )
+    assert fast is not None  # the fast path applies
+    assert_series_equal(fast, general_flags(items, arrivals))
+    assert_series_equal(flags(items, arrivals), general_flags(items, arrivals))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), trucks=st.integers(1, 30))
+def test_trucks_weighed_twice_give_the_as_of_flags(seed: int, trucks: int) -> None:
+    items, arrivals = weighings(seed, trucks, weighed_twice=True)
+    assert_series_equal(flags(items, arrivals), general_flags(items, arrivals))
+
+
+def test_weighbridge_window_edges() -> None:
+    items = pl.DataFrame(
+        {
+            "crossing": ["A"] * 4,
+            "truck_id": ["T1", "T2", "T3", "T4"],
+            "declared_at": [START] * 4,
+            "gross_mass_kg": [100.0] * 4,
+        }
+    ).with_columns(pl.col("declared_at").cast(pl.Datetime("us")))
+    arrivals = pl.DataFrame(
+        {
+            "crossing": ["A"] * 4,
+            "truck_id": ["T1", "T2", "T3", "T4"],
+            "arrived_at": [
+                START,
+                START + dt.timedelta(days=3),
+                START + dt.timedelta(days=3, microseconds=1),
+                START - dt.timedelta(microseconds=1),
+            ],
+            "weighbridge_kg": [500.0] * 4,
+        }
+    ).with_columns(pl.col("arrived_at").cast(pl.Datetime("us")))
+    assert flags(items, arrivals).to_list() == [True, True, None, None]
+    assert general_flags(items, arrivals).to_list() == [True, True, None, None]
+
+
+def test_a_hash_collision_cannot_change_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trucks hashed by the length of their id: T1 and T2 collide; T2 was never weighed."""
+    items = pl.DataFrame(
+        {
+            "crossing": ["A", "A", "A"],
+            "truck_id": ["T1", "T2", "T33"],
+            "declared_at": [START] * 3,
+            "gross_mass_kg": [100.0, 900.0, 100.0],
+        }
+    ).with_columns(pl.col("declared_at").cast(pl.Datetime("us")))
+    arrivals = pl.DataFrame(
+        {
+            "crossing": ["A", "A"],
+            "truck_id": ["T1", "T33"],
+            "arrived_at": [START + dt.timedelta(hours=2)] * 2,
+            "weighbridge_kg": [100.0, 300.0],
+        }
+    ).with_columns(pl.col("arrived_at").cast(pl.Datetime("us")))
+    monkeypatch.setattr(
+        soft_rules, "_truck_key", lambda: pl.col("truck_id").str.len_bytes().cast(pl.UInt64)
+    )
+    assert (
+        soft_rules._flags_one_weighing_per_truck(
+            items, arrivals, soft_rules.WEIGHBRIDGE_TOLERANCE, soft_rules.VISIT_WINDOW
+        )
+        is None
+    )
+    assert flags(items, arrivals).to_list() == [False, None, True]
+    # Two weighed trucks of one hash: the general path too.
+    twins = arrivals.with_columns(pl.Series("truck_id", ["T1", "T2"]))
+    assert flags(items, twins).to_list() == [False, True, None]
+
+
+def test_soft_flags_list_every_combination_in_rule_order() -> None:
+    frame = pl.DataFrame(
+        {
+            "net_mass_kg": [0.0, 10.0, 10.0, 0.0, None],
+            "gross_mass_kg": [5.0, 5.0, 12.0, 0.0, None],
+            "invoice_value": [0.0, 1.0, 1.0, 0.0, None],
+            "customs_value_usd": [1.0, 1.0, 1.0, 0.0, None],
+        }
+    )
+    flagged = soft_rules.with_soft_flags(frame.lazy()).collect()
+    assert flagged.schema[soft_rules.SOFT_FLAGS] == pl.List(pl.String)
+    assert flagged[soft_rules.SOFT_FLAGS].to_list() == [
+        ["zero_mass", "zero_value"],
+        ["gross_below_net"],
+        [],
+        ["zero_mass", "zero_value"],
+        [],
+    ]
