@@ -194,3 +194,57 @@ def test_bad_capacity_file_is_a_clear_error(tmp_path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(RiskError, match="capacity file"):
         load_capacity(path)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    per_hour=st.floats(0.0, 30.0),
+    share=st.sampled_from([0.0, 0.05, 0.5]),
+    ruled=st.sampled_from([0.0, 0.1, 0.6]),
+    seed=st.integers(0, 10_000),
+)
+def test_ranking_only_the_trucks_that_can_fit_marks_what_ranking_all_marks(
+    n: int, per_hour: float, share: float, ruled: float, seed: int
+) -> None:
+    """The shortcut in ``_fill`` against the full sort it stands for, on queues full of ties
+    (few distinct duties, risks and item counts), a null crossing, rules and random picks
+    that may spend the whole red budget before the model gets any."""
+    from risk import lanes
+
+    rng = np.random.default_rng(seed)
+    risk = rng.choice([0.0, 0.1, 0.5, 0.9], n)
+    trucks = pl.DataFrame(
+        {
+            "truck_key": [f"T{i:04d}" for i in rng.permutation(n)],
+            "crossing": rng.choice(["A", "B", "C", ""], n).tolist(),
+            "n_items": rng.integers(1, 4, n),
+            "risk": risk,
+            "duty_at_risk_usd": risk * rng.choice([0.0, 100.0, 250.0], n),
+            "rule_lane": [
+                str(rng.choice(["red", "green"])) if u < ruled else None for u in rng.random(n)
+            ],
+        }
+    ).with_columns(crossing=pl.col("crossing").replace("", None))
+    cap = _capacity(
+        physical_per_hour=per_hour,
+        document_per_hour=per_hour * 2,
+        random_share=share,
+        min_risk_yellow=0.1,
+    )
+    fast = assign_lanes(trucks, cap)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lanes, "_fill", lanes._fill_by_sorting)
+        slow = assign_lanes(trucks, cap)
+    assert fast.equals(slow)
+
+
+def test_nan_duty_is_ranked_as_a_full_sort_ranks_it() -> None:
+    trucks = _trucks(300, crossings=("A",)).with_columns(
+        duty_at_risk_usd=pl.when(pl.int_range(pl.len()) % 50 == 0)
+        .then(float("nan"))
+        .otherwise(pl.col("duty_at_risk_usd"))
+    )
+    out = assign_lanes(trucks, _capacity())
+    # Polars ranks NaN above every number when sorting descending: those trucks go first.
+    assert set(out.filter(pl.col("duty_at_risk_usd").is_nan())["lane"]) == {"red"}
