@@ -1,18 +1,21 @@
 """Split parsed rows into valid ones and failures, by the schemas' hard rules.
 
-The schema's own rules run through dataframely's ``filter`` on a subclass that carries a row
-id (and the profile's extra text columns) beside the canonical columns, so that every failure
-can be traced back to its source row. Failures come out in long form: one row per
-(row id, field, code).
+The schema's own rules run through dataframely's ``filter`` on a copy of the schema that
+carries a row id (and the profile's extra text columns) beside the canonical columns, so that
+every failure can be traced back to its source row; the primary key is checked apart, by
+hashes (``duplicated``). Failures come out in long form: one row per (row id, field, code),
+in dataframely's order of rules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 import dataframely as dy
 import polars as pl
 
+from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.parse import BAD, failure_code
 
 ROW = "ingest_row_id"
@@ -37,11 +40,54 @@ COLUMN_RULE_CODES = {
 
 
 @cache
-def traced_schema(schema: type[dy.Schema], extras: tuple[str, ...]) -> type[dy.Schema]:
-    """``schema`` plus a row id and the given extra text columns, with the same rules."""
-    columns: dict[str, dy.Column] = {ROW: dy.Int64(nullable=False)}
+def checked_schema(
+    schema: type[dy.Schema], extras: tuple[str, ...]
+) -> tuple[type[dy.Schema], tuple[str, ...]]:
+    """``schema`` plus a row id and the given extra text columns, with the same rules less two
+    that ``split`` settles faster, and the primary key if it is one of them.
+
+    The primary key (of text and integer columns) is checked by ``duplicated``. The currency
+    pattern cannot fail on a parsed frame: every parsed currency has a rate (or is null), and
+    every code in the rates file fits the pattern. Columns and the other rules keep their order.
+    """
+    columns = dict(schema.columns())
+    key = tuple(schema.primary_key())
+    if key and all(columns[k].dtype == pl.String or columns[k].dtype.is_integer() for k in key):
+        columns |= {k: columns[k].with_primary_key(False) for k in key}
+    else:
+        key = ()
+    currency = columns.get("currency")
+    if isinstance(currency, dy.String) and currency.regex is not None:
+        codes = pl.Series(sorted(currency_rates()), dtype=pl.String)
+        if codes.str.contains(currency.regex).all():
+            columns["currency"] = currency.with_properties(regex=None)
+    columns[ROW] = dy.Int64(nullable=False)
     columns |= {name: dy.String(nullable=True) for name in extras}
-    return type(f"Traced{schema.__name__}", (schema,), columns)
+    rules = {name: getattr(schema, name) for name in schema._schema_validation_rules()}
+    return type(f"Checked{schema.__name__}", (dy.Schema,), {**columns, **rules}), key
+
+
+def duplicated(frame: pl.DataFrame, key: Sequence[str]) -> pl.Series:
+    """Whether each row's ``key`` occurs in another row too (nulls equal, as in dataframely's
+    primary key rule).
+
+    Rows whose 64-bit hash of the key is unique are unique (sorting the hashes finds the
+    repeated ones, much faster than hashing them again); only rows of a repeated hash are
+    compared by value.
+    """
+    whole = pl.struct(*key)
+    hashes = frame.select(_key_hash(key)).to_series()
+    ordered = hashes.sort(multithreaded=False)
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    if repeated.is_empty():
+        return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+    maybe = hashes.is_in(repeated.unique().implode())
+    exact = frame.filter(maybe).select(whole.is_duplicated()).to_series()
+    return maybe.scatter(maybe.arg_true(), exact)
+
+
+def _key_hash(key: Sequence[str]) -> pl.Expr:
+    return pl.struct(*key).hash()
 
 
 def _rule_to_failure(schema: type[dy.Schema], rule: str) -> tuple[str, str]:
@@ -66,18 +112,26 @@ def split(
     flags = [c for c in parsed.columns if c.startswith(BAD)]
     parse_failures = _parse_failures(parsed, schema, flags)
 
-    traced = traced_schema(schema, extras)
-    valid, failure = traced.filter(parsed.select(*fields, ROW, *extras))
+    checked, key = checked_schema(schema, extras)
+    frame = parsed.select(*fields, ROW, *extras)
+    valid, failure = checked.filter(frame)
     details = failure.details()
-    rule_columns = [c for c in details.columns if c not in traced.columns()]
+    rule_columns = [c for c in details.columns if c not in checked.columns()]
+    # Failures in dataframely's order of rules: the schema's own, the primary key, columns'.
+    own = [c for c in rule_columns if c in schema._schema_validation_rules()]
+    pieces = [
+        _invalid(details, own),
+        frame.filter(duplicated(frame, key)).select(ROW, pl.lit("primary_key").alias("rule"))
+        if key
+        else None,
+        _invalid(details, [c for c in rule_columns if c not in own]),
+    ]
+    found = [p for p in pieces if p is not None and p.height]
+    long = pl.concat(found) if found else pl.DataFrame(schema={ROW: pl.Int64, "rule": pl.String})
     schema_failures = pl.DataFrame(schema=FAILURES_SCHEMA)
-    if details.height and rule_columns:
-        long = (
-            details.select(ROW, *rule_columns)
-            .unpivot(index=ROW, variable_name="rule")
-            .filter(pl.col("value") == "invalid")
-        )
-        mapping = {rule: _rule_to_failure(schema, rule) for rule in rule_columns}
+    if long.height:
+        rules = long.get_column("rule").unique().to_list()
+        mapping = {rule: _rule_to_failure(schema, rule) for rule in rules}
         schema_failures = long.select(
             pl.col(ROW),
             pl.col("rule").replace_strict({r: f for r, (f, _) in mapping.items()}).alias("field"),
@@ -89,6 +143,18 @@ def split(
     )
     bad_rows = failures.get_column(ROW).unique()
     return valid.filter(~pl.col(ROW).is_in(bad_rows.implode())), failures
+
+
+def _invalid(details: pl.DataFrame, rules: list[str]) -> pl.DataFrame | None:
+    """(row id, rule) of each rule a row of ``details`` breaks, rule by rule."""
+    if not rules or not details.height:
+        return None
+    return (
+        details.select(ROW, *rules)
+        .unpivot(index=ROW, variable_name="rule")
+        .filter(pl.col("value") == "invalid")
+        .select(ROW, "rule")
+    )
 
 
 def _parse_failures(

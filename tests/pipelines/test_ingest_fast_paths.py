@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal, assert_series_equal
 
-from pipelines.ingest import IngestResult, read_source
+from pipelines.ingest import IngestResult, currency_rates, read_source, validate
 from pipelines.ingest import parse as parse_module
-from pipelines.ingest.parse import verbatim_fields
+from pipelines.ingest.parse import BAD, verbatim_fields
+from pipelines.ingest.validate import ROW
 from risk import soft_rules
 from risk.schemas import DeclarationItem
 
@@ -360,3 +361,92 @@ def test_soft_flags_list_every_combination_in_rule_order() -> None:
         ["zero_mass", "zero_value"],
         [],
     ]
+
+
+# ---------------------------------------------------------------- hard rules
+
+
+def reference_split(
+    parsed: pl.DataFrame, schema: type[dy.Schema]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``validate.split`` as it was: every rule, the primary key too, through dataframely."""
+    traced = type("Traced", (schema,), {ROW: dy.Int64(nullable=False)})
+    fields = list(schema.columns())
+    flags = [c for c in parsed.columns if c.startswith(BAD)]
+    parse_failures = validate._parse_failures(parsed, schema, flags)
+    valid, failure = traced.filter(parsed.select(*fields, ROW))
+    details = failure.details()
+    rule_columns = [c for c in details.columns if c not in traced.columns()]
+    schema_failures = pl.DataFrame(schema=validate.FAILURES_SCHEMA)
+    if details.height and rule_columns:
+        long = (
+            details.select(ROW, *rule_columns)
+            .unpivot(index=ROW, variable_name="rule")
+            .filter(pl.col("value") == "invalid")
+        )
+        mapping = {rule: validate._rule_to_failure(schema, rule) for rule in rule_columns}
+        schema_failures = long.select(
+            pl.col(ROW),
+            pl.col("rule").replace_strict({r: f for r, (f, _) in mapping.items()}).alias("field"),
+            pl.col("rule").replace_strict({r: c for r, (_, c) in mapping.items()}).alias("code"),
+        ).join(parse_failures.select(ROW, "field"), on=[ROW, "field"], how="anti")
+    failures = pl.concat([parse_failures, schema_failures])
+    bad_rows = failures.get_column(ROW).unique()
+    return valid.filter(~pl.col(ROW).is_in(bad_rows.implode())), failures
+
+
+def parsed_items(seed: int, n: int = 60) -> pl.DataFrame:
+    """Parsed-looking items (rows ids, failure flags) with repeated keys, nulls in the keys
+    and broken values, several per row."""
+    rng = np.random.default_rng(seed)
+    frame = items(n, seed=seed % 1000).with_columns(
+        pl.Series("declaration_id", rng.choice(["D1", "D2", "D3", None], n).tolist()),
+        pl.Series("item_no", rng.choice([1, 2, 3, 0, None], n).tolist(), dtype=pl.Int32),
+        pl.Series("hs_code", rng.choice(["0101", "85A7", "8517120000", None], n).tolist()),
+        pl.Series("origin_country", rng.choice(["CN", "ZY", None], n).tolist()),
+        pl.Series("invoice_value", rng.choice([1.0, -1.0, float("inf"), None], n).tolist()),
+        pl.Series(ROW, np.arange(n), dtype=pl.Int64),
+    )
+    return frame.with_columns(
+        pl.Series(BAD + "item_no", rng.random(n) < 0.1),
+        pl.Series(BAD + "declared_at", rng.random(n) < 0.1),
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_split_gives_the_failures_of_every_rule_in_order(seed: int) -> None:
+    parsed = parsed_items(seed)
+    valid, failures = validate.split(parsed, DeclarationItem, ())
+    expected_valid, expected_failures = reference_split(parsed, DeclarationItem)
+    assert_frame_equal(valid, expected_valid)
+    assert_frame_equal(failures, expected_failures)
+    assert failures.filter(pl.col("code") == "duplicate_key").height > 0
+
+
+def test_duplicated_is_exact_whatever_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = pl.DataFrame(
+        {
+            "declaration_id": ["A", "B", "A", None, None, "C", "D", "E"],
+            "item_no": [1, 1, 1, 2, 2, None, 3, 3],
+        }
+    )
+    expected = frame.select(pl.struct("declaration_id", "item_no").is_duplicated()).to_series()
+    key = ("declaration_id", "item_no")
+    assert_series_equal(validate.duplicated(frame, key), expected, check_names=False)
+    assert expected.to_list() == [True, False, True, True, True, False, False, False]
+    # Every key one hash: the values decide.
+    monkeypatch.setattr(validate, "_key_hash", lambda key: pl.int_range(pl.len()) * 0)
+    assert_series_equal(validate.duplicated(frame, key), expected, check_names=False)
+    unique = frame.unique(maintain_order=True)
+    assert not validate.duplicated(unique, key).any()
+
+
+def test_the_currency_pattern_cannot_fail_after_parsing() -> None:
+    """``split`` leaves the currency pattern out because every code with a rate fits it."""
+    pattern = DeclarationItem.columns()["currency"].regex
+    assert pattern is not None
+    assert pl.Series(sorted(currency_rates())).str.contains(pattern).all()
+    checked, key = validate.checked_schema(DeclarationItem, ())
+    assert "currency|regex" not in checked._validation_rules(with_cast=False)
+    assert key == ("declaration_id", "item_no")
