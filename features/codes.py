@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 import zlib
+from collections.abc import Callable
 from functools import cache
 
 import polars as pl
@@ -27,16 +28,32 @@ def _two_letter_codes() -> dict[str, int]:
     return {a + b: i * 26 + j for i, a in enumerate(letters) for j, b in enumerate(letters)}
 
 
+def per_run(column: str, code: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+    """``code`` of a column's values, computed once per run of equal consecutive values and
+    repeated over the run: the same result as ``code(pl.col(column))`` for any elementwise
+    ``code``, with the string work done on the runs (a declaration's items mostly share their
+    countries, procedure and crossing)."""
+    return code(pl.col(column).rle().struct.field("value")).gather(pl.col(column).rle_id())
+
+
 def country_code(column: str) -> pl.Expr:
     """An ISO alpha-2 country as 26 * letter1 + letter2 (0..675); anything else is null."""
-    return pl.col(column).replace_strict(_two_letter_codes(), default=None, return_dtype=pl.Int32)
+    return per_run(
+        column,
+        lambda values: values.replace_strict(
+            _two_letter_codes(), default=None, return_dtype=pl.Int32
+        ),
+    )
 
 
 def procedure_code(column: str = "procedure") -> pl.Expr:
     """The customs procedure as its position in ``risk.schemas.PROCEDURES``."""
     mapping = {name: i for i, name in enumerate(PROCEDURES)}
-    return (
-        pl.col(column).cast(pl.String).replace_strict(mapping, default=None, return_dtype=pl.Int32)
+    return per_run(
+        column,
+        lambda values: values.cast(pl.String).replace_strict(
+            mapping, default=None, return_dtype=pl.Int32
+        ),
     )
 
 
@@ -58,8 +75,9 @@ def _hash_series(series: pl.Series) -> pl.Series:
 
 def hash_code_expr(column: str) -> pl.Expr:
     """Any low-cardinality column as a stable hashed code (Python hashes only distinct values)."""
-    return (
-        pl.col(column)
-        .cast(pl.String)
-        .map_batches(_hash_series, return_dtype=pl.Int32, is_elementwise=True)
+    return per_run(
+        column,
+        lambda values: values.cast(pl.String).map_batches(
+            _hash_series, return_dtype=pl.Int32, is_elementwise=True
+        ),
     )
