@@ -212,10 +212,6 @@ def _with_model(frame: pl.DataFrame, scored: ItemScores) -> pl.DataFrame:
 REASON_COLUMNS = ("reasons", "reasons_ru", "reasons_en", "reason_features")
 
 
-def _fill_reasons(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(pl.col(name).fill_null(_NO_REASONS) for name in REASON_COLUMNS)
-
-
 def _rule_reason_in(scored: ItemScores, index: int, name: str) -> pl.Expr:
     """An item's ``rule_reason`` in Russian (``index`` 0) or English (1)."""
     if not scored.rule_texts:
@@ -231,20 +227,74 @@ def _rule_reason_in(scored: ItemScores, index: int, name: str) -> pl.Expr:
     )
 
 
+def truck_rows(items: pl.DataFrame, trucks: pl.DataFrame) -> pl.Series:
+    """For each item, the row in ``trucks`` of its truck (null where ``trucks`` lacks it).
+
+    A queue lists a truck's items together, and ``aggregate_trucks`` keeps the order of first
+    appearance, so the trucks are usually the runs of equal (truck, crossing) in ``items``,
+    in order: then the row is the run's number, found without hashing a million keys. Any
+    other layout is matched by a join.
+    """
+    keys = items.select(TRUCK)
+    if keys.height and not any(keys.null_count().row(0)):
+        starts = keys.select(
+            pl.any_horizontal(pl.col(c) != pl.col(c).shift() for c in TRUCK).fill_null(True)
+        ).to_series()
+        first = np.flatnonzero(starts.to_numpy())
+        if len(first) == trucks.height and keys[first].equals(trucks.select(TRUCK)):
+            return starts.cast(pl.UInt32).cum_sum() - 1
+    numbered = trucks.select(TRUCK).with_row_index("_truck")
+    joined = keys.join(numbered, on=TRUCK, how="left", maintain_order="left")
+    return joined.get_column("_truck")
+
+
+def _reasons_of(frame: pl.DataFrame, reasons: pl.DataFrame, on: list[str]) -> pl.DataFrame:
+    """The reason columns for each row of ``frame``: its row of ``reasons`` (matched on
+    ``on``), empty lists where it has none. Reasons are few (the riskiest items of red and
+    yellow trucks), so they are placed by their rows instead of joined onto every row."""
+    found = (
+        frame.select(on)
+        .with_row_index("_at")
+        .join(reasons.select(on).with_row_index("_of"), on=on, how="inner")
+        .sort("_at")
+    )
+    at = found.get_column("_at").to_numpy()
+    picked = reasons.select(REASON_COLUMNS)[found.get_column("_of")]
+    return pl.DataFrame(
+        [_spread(picked.get_column(name), at, frame.height) for name in REASON_COLUMNS]
+    )
+
+
+def _spread(lists: pl.Series, at: np.ndarray, height: int) -> pl.Series:
+    """A list column of ``height`` rows: ``lists`` at the (ascending) rows ``at``, empty
+    lists elsewhere (a null list becomes empty too), built from Arrow offsets."""
+    lengths = np.zeros(height, dtype=np.int64)
+    lengths[at] = lists.list.len().fill_null(0).to_numpy()
+    offsets = np.zeros(height + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = lists.fill_null(_NO_REASONS).to_arrow()
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    array = pa.LargeListArray.from_arrays(pa.array(offsets), values.flatten())
+    return pl.Series(lists.name, array, dtype=lists.dtype)
+
+
 def assemble(
     scored: ItemScores,
     trucks: pl.DataFrame,
     reasons: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
 ) -> ScoredBatch:
-    """The three output frames from the phases' results, in the batch's order."""
+    """The three output frames from the phases' results, in the batch's order.
+
+    Items and declarations take their truck's lane by the truck's row (``truck_rows``) and
+    their reasons by a gather (``_reasons_of``), the same as left joins on the truck and
+    the keys would give, without probing a million rows twice.
+    """
     item_reasons, declaration_reasons, truck_reasons = reasons
-    lanes = trucks.select(*TRUCK, pl.col("risk").alias("truck_risk"), *_LANE_OF_TRUCK)
+    lanes = trucks.select(pl.col("risk").alias("truck_risk"), *_LANE_OF_TRUCK)
+    of_truck = truck_rows(scored.items, trucks)
     items = (
-        scored.items.join(lanes, on=TRUCK, how="left", maintain_order="left")
-        .join(item_reasons, on=KEYS, how="left", maintain_order="left")
-        .pipe(_fill_reasons)
-        .pipe(_with_model, scored)
-        .select(
+        scored.items.select(
             *KEYS,
             "truck_id",
             "truck_key",
@@ -252,36 +302,41 @@ def assemble(
             "declared_at",
             "risk",
             "duty_at_risk_usd",
-            "truck_risk",
-            *_LANE_OF_TRUCK,
-            "rule_reason",
-            _rule_reason_in(scored, 0, "rule_reason_ru"),
-            _rule_reason_in(scored, 1, "rule_reason_en"),
-            *REASON_COLUMNS,
-            "model_version",
-            "run_id",
         )
+        .hstack(lanes[of_truck])
+        .hstack(
+            scored.items.select(
+                "rule_reason",
+                _rule_reason_in(scored, 0, "rule_reason_ru"),
+                _rule_reason_in(scored, 1, "rule_reason_en"),
+            )
+        )
+        .hstack(_reasons_of(scored.items, item_reasons, KEYS))
+        .pipe(_with_model, scored)
     )
-    declarations = (
-        scored.items.group_by("declaration_id", maintain_order=True)
+    per_declaration = (
+        scored.items.with_row_index("_first")
+        .group_by("declaration_id", maintain_order=True)
         .agg(
-            pl.col("truck_id", "truck_key", "crossing").first(),
+            pl.col("_first").first(),
             pl.col("declared_at").min(),
             pl.len().cast(pl.Int64).alias("n_items"),
             any_wrong().alias("risk"),
             pl.col("duty_at_risk_usd").sum(),
             pl.col("risk").max().alias("max_item_risk"),
         )
-        .join(lanes.drop("truck_risk"), on=TRUCK, how="left", maintain_order="left")
-        .join(declaration_reasons, on="declaration_id", how="left", maintain_order="left")
-        .pipe(_fill_reasons)
+    )
+    first = per_declaration.get_column("_first")
+    declarations = (
+        per_declaration.select("declaration_id")
+        .hstack(scored.items.select("truck_id", "truck_key", "crossing")[first])
+        .hstack(per_declaration.select(pl.exclude("declaration_id", "_first")))
+        .hstack(lanes.select(_LANE_OF_TRUCK)[of_truck.gather(first)])
+        .hstack(_reasons_of(per_declaration, declaration_reasons, ["declaration_id"]))
         .pipe(_with_model, scored)
     )
     truck_frame = (
-        trucks.join(truck_reasons, on=TRUCK, how="left", maintain_order="left")
-        .pipe(_fill_reasons)
-        .pipe(_with_model, scored)
-        .select(
+        trucks.select(
             "truck_key",
             "truck_id",
             "crossing",
@@ -296,10 +351,9 @@ def assemble(
             "duty_per_minute_usd",
             "rule_lane",
             "draw_key",
-            *REASON_COLUMNS,
-            "model_version",
-            "run_id",
         )
+        .hstack(_reasons_of(trucks, truck_reasons, TRUCK))
+        .pipe(_with_model, scored)
     )
     return ScoredBatch(items=items, declarations=declarations, trucks=truck_frame)
 

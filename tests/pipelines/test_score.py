@@ -221,3 +221,69 @@ def test_a_queue_spilling_past_the_profiles_edges_is_scored_as_of_them() -> None
     assert late_rows["unit_value_kg_reference_rows"].drop_nulls().len() > 0
     result = score_batch(moved, w.scorer, capacity=CAPACITY, arrivals=w.arrivals)
     assert result.items.height == moved.height
+
+
+def _joined(result, scored_items, trucks, reasons):  # type: ignore[no-untyped-def]
+    """What ``assemble`` stood for before it placed rows by position: left joins."""
+    from pipelines.score import KEYS, REASON_COLUMNS, TRUCK
+
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    lanes = trucks.select(
+        *TRUCK, pl.col("risk").alias("truck_risk"), "lane", "selection", "decided_by"
+    )
+    items = (
+        scored_items.join(lanes, on=TRUCK, how="left", maintain_order="left")
+        .join(reasons[0], on=KEYS, how="left", maintain_order="left")
+        .with_columns(pl.col(c).fill_null(empty) for c in REASON_COLUMNS)
+    )
+    declarations = (
+        result.declarations.select("declaration_id", *TRUCK)
+        .join(lanes.drop("truck_risk"), on=TRUCK, how="left", maintain_order="left")
+        .join(reasons[1], on="declaration_id", how="left", maintain_order="left")
+        .with_columns(pl.col(c).fill_null(empty) for c in REASON_COLUMNS)
+    )
+    return items, declarations
+
+
+@pytest.mark.parametrize("layout", ["queue order", "trucks interleaved"])
+def test_assemble_places_lanes_and_reasons_as_joins_would(layout: str) -> None:
+    from pipelines.score import (
+        REASON_COLUMNS,
+        assemble,
+        explain,
+        random_shares,
+        score_items,
+        truck_rows,
+    )
+    from risk.lanes import assign_lanes
+
+    w = world()
+    queue = (
+        w.queue if layout == "queue order" else w.queue.sample(fraction=1.0, shuffle=True, seed=5)
+    )
+    scored = score_items(queue, w.scorer)
+    trucks = assign_lanes(aggregate_trucks(scored.items), CAPACITY, draw_key="draw_key")
+    shares = random_shares(CAPACITY, trucks["crossing"].unique().to_list())
+    reasons = explain(scored, trucks, w.scorer, random_share=shares)
+    assert reasons[0].height > 0
+    rows = truck_rows(scored.items, trucks)
+    assert rows.null_count() == 0
+    assert scored.items.select("truck_key", "crossing").equals(
+        trucks.select("truck_key", "crossing")[rows]
+    )
+    result = assemble(scored, trucks, reasons)
+    items, declarations = _joined(result, scored.items, trucks, reasons)
+    columns = ["truck_risk", "lane", "selection", "decided_by", *REASON_COLUMNS]
+    assert result.items.select(columns).equals(items.select(columns))
+    assert result.declarations.select(columns[1:]).equals(declarations.select(columns[1:]))
+    assert result.items.filter(pl.col("reasons").list.len() > 0).height == reasons[0].height
+
+
+def test_an_item_whose_truck_is_missing_gets_no_lane() -> None:
+    from pipelines.score import truck_rows
+
+    items = pl.DataFrame({"truck_key": ["T1", "T2", "T1"], "crossing": ["A", "A", "A"]})
+    trucks = pl.DataFrame({"truck_key": ["T1"], "crossing": ["A"]})
+    assert truck_rows(items, trucks).to_list() == [0, None, 0]
+    together = pl.DataFrame({"truck_key": ["T1", "T1", "T2"], "crossing": ["A", "A", "B"]})
+    assert truck_rows(together, together.unique(maintain_order=True)).to_list() == [0, 0, 1]
