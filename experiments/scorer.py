@@ -180,14 +180,23 @@ class Scorer:
     def contributions(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """SHAP contributions per row and feature (log-odds), without the bias column.
 
-        About a hundred predictions' worth of work per row: only for the rows officers see.
+        The values of LightGBM's ``pred_contrib=True``, computed by ``experiments.shap`` (the
+        same exact TreeSHAP, 5-9x less work; within 1e-13 of LightGBM's), or by LightGBM where
+        that does not cover the model or ``RISK_EXACT_SHAP=false``. Still tens of predictions'
+        worth of work per row: only for the rows officers see.
         """
+        from experiments.shap import forest_for
+
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.feature_names)))
         dense = self.categories.transform(matrix)
         # A few rows (one truck in the console) finish before a second thread has started.
         threads = 1 if matrix.shape[0] < SMALL_BATCH else self.num_threads
-        out = self.booster.predict(dense, pred_contrib=True, num_threads=threads)
+        forest = forest_for(self.booster)
+        if forest is not None:
+            out = forest.contributions(dense, threads)
+        else:
+            out = self.booster.predict(dense, pred_contrib=True, num_threads=threads)
         return np.asarray(out, dtype=np.float64)[:, :-1]
 
     def score(
