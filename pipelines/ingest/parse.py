@@ -210,6 +210,78 @@ def _byte(column: str, index: int) -> pl.Expr:
     return pl.col(column).cast(pl.Binary).bin.get(index, null_on_oob=True)
 
 
+# UTF-8 white space beyond ASCII (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+# U+202F, U+205F, U+3000: what strip_chars strips) starts with one of these bytes and ends
+# with one of these pairs of bytes.
+SPACE_LEAD_BYTES = (0xC2, 0xE1, 0xE2, 0xE3)
+SPACE_LAST_PAIRS = (
+    0xC285,
+    0xC2A0,
+    0x9A80,
+    *range(0x8080, 0x808B),
+    0x80A8,
+    0x80A9,
+    0x80AF,
+    0x819F,
+)
+
+
+def _printable_ends(frame: pl.DataFrame, columns: list[str]) -> set[str]:
+    """The columns with no empty cell and only printable ASCII first and last bytes."""
+    ends = (
+        frame.lazy()
+        .select(
+            *(pl.col(c).str.len_bytes().alias(f"len{i}") for i, c in enumerate(columns)),
+            *(_byte(c, 0).alias(f"first{i}") for i, c in enumerate(columns)),
+            *(_byte(c, -1).alias(f"last{i}") for i, c in enumerate(columns)),
+        )
+        .select(
+            pl.all_horizontal(
+                pl.col(f"len{i}").min() > 0,
+                *(pl.col(f"{end}{i}").min() > 32 for end in ("first", "last")),
+                *(pl.col(f"{end}{i}").max() < 128 for end in ("first", "last")),
+            )
+            .fill_null(True)  # no values at all
+            .alias(c)
+            for i, c in enumerate(columns)
+        )
+        .collect()
+    )
+    return {c for c in columns if ends.get_column(c).item()}
+
+
+def _no_space_at_ends(frame: pl.DataFrame, columns: list[str]) -> set[str]:
+    """The columns with no empty cell and no white space at either end of any cell, judged
+    on the first byte and the last two (text in other scripts passes)."""
+    if not columns:
+        return set()
+    ends = (
+        frame.lazy()
+        .select(
+            *(pl.col(c).str.len_bytes().alias(f"len{i}") for i, c in enumerate(columns)),
+            *(_byte(c, 0).alias(f"first{i}") for i, c in enumerate(columns)),
+            *(_byte(c, -1).alias(f"last{i}") for i, c in enumerate(columns)),
+            *(_byte(c, -2).alias(f"before{i}") for i, c in enumerate(columns)),
+        )
+        .select(
+            (
+                (pl.col(f"len{i}").min() > 0).fill_null(True)  # no values at all
+                & ~(
+                    (pl.col(f"first{i}") <= 32)
+                    | pl.col(f"first{i}").is_in(SPACE_LEAD_BYTES)
+                    | (pl.col(f"last{i}") <= 32)
+                    | (pl.col(f"before{i}").cast(pl.UInt16) * 256 + pl.col(f"last{i}")).is_in(
+                        SPACE_LAST_PAIRS
+                    )
+                ).any()
+            ).alias(c)
+            for i, c in enumerate(columns)
+        )
+        .collect()
+    )
+    return {c for c in columns if ends.get_column(c).item()}
+
+
 def _unchanged(values: pl.Series, field: str) -> bool:
     """Whether ``_text`` (and, for currency, the rate check) keeps every one of ``values``."""
     cleaned = values.str.strip_chars()
@@ -227,34 +299,17 @@ def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozense
 
     Cleaning rewrites every cell of a column; a typed file of earlier ingests (the queue that
     batch scoring reads) has nothing to clean, and proving that costs a fraction of it. A
-    free-text column passes at once when no cell is empty and every first and last byte is
-    printable ASCII (so neither end can be white space); the rest, and the code fields (upper
-    case, and for currency a known rate), are checked exactly on their distinct values.
+    free-text column passes when no cell is empty and no first or last byte can belong to
+    white space (ASCII text at once; other scripts by their UTF-8 lead and last two bytes);
+    the rest, and the code fields (upper case, and for currency a known rate), are
+    checked exactly on their distinct values.
     """
     plain = sorted({s for f, s in sources.items() if f not in TEXT_CODE_FIELDS})
-    ends = (
-        frame.lazy()
-        .select(
-            *(pl.col(c).str.len_bytes().alias(f"len{i}") for i, c in enumerate(plain)),
-            *(_byte(c, 0).alias(f"first{i}") for i, c in enumerate(plain)),
-            *(_byte(c, -1).alias(f"last{i}") for i, c in enumerate(plain)),
-        )
-        .select(
-            pl.all_horizontal(
-                pl.col(f"len{i}").min() > 0,
-                *(pl.col(f"{end}{i}").min() > 32 for end in ("first", "last")),
-                *(pl.col(f"{end}{i}").max() < 128 for end in ("first", "last")),
-            )
-            .fill_null(True)  # no values at all
-            .alias(c)
-            for i, c in enumerate(plain)
-        )
-        .collect()
-    )
-    printable = {c for c in plain if ends.get_column(c).item()}
+    clean = _printable_ends(frame, plain)
+    clean |= _no_space_at_ends(frame, [c for c in plain if c not in clean])
     verbatim = set()
     for field, source in sources.items():
-        if field in TEXT_CODE_FIELDS or source not in printable:
+        if field in TEXT_CODE_FIELDS or source not in clean:
             values = frame.get_column(source).drop_nulls().unique()
             if not _unchanged(values, field):
                 continue

@@ -38,6 +38,15 @@ TRICKY_TEXT = [
     "\u00a0nbsp",
     "ideographic\u3000",
     "\u2003em",
+    "У598АМ63",
+    "«кавычки»",
+    "Ёлка\u00a0",
+    "конец\u2028",
+    "\u1680ogham",
+    "\u205fmath",
+    "многоточие…",
+    "\u200bzero width is not white space",
+    "\u0085next line",
     "",
     "   ",
     "\x01control",
@@ -94,6 +103,13 @@ def assert_same_result(fast: IngestResult, general: IngestResult) -> None:
         ("goods_description", ["trail\t"], False),
         ("goods_description", ["\u00a0nbsp"], False),
         ("goods_description", ["Ёлка\u3000"], False),
+        ("goods_description", ["У598АМ63", "ТОО «Астана»", "Ёлка"], True),
+        ("goods_description", ["Ёлка", "Ёлка\u00a0"], False),
+        ("goods_description", ["Ёлка", "\u2028Ёлка"], False),
+        ("goods_description", ["Ёлка", "Ёлка\u205f"], False),
+        ("goods_description", ["Ёлка", "\u1680Ёлка"], False),
+        ("goods_description", ["Ёлка", "Ёлка\u0085"], False),
+        ("goods_description", ["Ёлка", "многоточие…", "\u200bzero width"], True),
         ("goods_description", ["ok", ""], False),
         ("goods_description", ["   "], False),
         ("origin_country", ["CN", "ZZ"], True),
@@ -111,6 +127,16 @@ def test_verbatim_fields_keep_only_columns_cleaning_would_not_change(
 ) -> None:
     frame = pl.DataFrame({"raw": values}, schema={"raw": pl.String})
     assert verbatim_fields(frame, {field: "raw"}) == (frozenset({field}) if kept else frozenset())
+
+
+def test_every_character_strip_removes_is_seen_at_either_end() -> None:
+    every = pl.Series([chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000])
+    stripped = every.filter(every.str.strip_chars() == "").to_list()
+    assert {" ", "\t", "\u00a0", "\u3000", "\u2028"} <= set(stripped)
+    for char in stripped:
+        for text in [f"{char}Ёлка", f"Ёлка{char}", f"{char}x", f"x{char}", char]:
+            frame = pl.DataFrame({"raw": ["Ёлка", "x", text]})
+            assert verbatim_fields(frame, {"goods_description": "raw"}) == frozenset(), text
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
