@@ -85,8 +85,8 @@ def _flags_one_weighing_per_truck(
     window" is that reading if it lies in the window: no sort and no as-of join. The join is
     on a hash of (crossing, truck); the hashes of the readings must be distinct and every
     joined truck must be the item's own (compared as text), so a hash collision can never
-    change a flag: it sends the frame down the general path. Nulls in the keys and times go
-    there too.
+    change a flag: it sends the frame down the general path. Nulls in the keys and times, and
+    keys or times of other types, go there too.
     """
     visits = (
         arrivals.lazy()
@@ -96,6 +96,8 @@ def _flags_one_weighing_per_truck(
     )
     if (
         not FIXED_WINDOW.fullmatch(window)
+        or any(items.schema[k] != pl.String or visits.schema[k] != pl.String for k in TRUCK_KEYS)
+        or visits.schema["arrived_at"] != items.schema["declared_at"]
         or items.get_column("crossing").null_count()
         or items.get_column("declared_at").null_count()
         or visits.get_column("crossing").null_count()

@@ -476,3 +476,16 @@ def test_the_currency_pattern_cannot_fail_after_parsing() -> None:
     checked, key = validate.checked_schema(DeclarationItem, ())
     assert "currency|regex" not in checked._validation_rules(with_cast=False)
     assert key == ("declaration_id", "item_no")
+
+
+def test_keys_or_times_of_other_types_take_the_general_path() -> None:
+    items, arrivals = weighings(seed=1, trucks=10, weighed_twice=False)
+    arrivals = arrivals.unique(["crossing", "truck_id"], keep="first", maintain_order=True)
+    args = (soft_rules.WEIGHBRIDGE_TOLERANCE, soft_rules.VISIT_WINDOW)
+    assert soft_rules._flags_one_weighing_per_truck(items, arrivals, *args) is not None
+    for other in [
+        arrivals.with_columns(pl.col("arrived_at").cast(pl.Datetime("ms"))),
+        arrivals.with_columns(pl.col("truck_id").cast(pl.Categorical)),
+    ]:
+        assert soft_rules._flags_one_weighing_per_truck(items, other, *args) is None
+    assert soft_rules._flags_one_weighing_per_truck(items, arrivals, 0.1, "1mo") is None
