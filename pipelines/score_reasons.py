@@ -21,7 +21,7 @@ from risk.lanes import CapacityConfig
 from risk.reasons import (
     Contribution,
     ReasonTemplate,
-    reason_texts,
+    reason_texts_by_language,
     select,
     top_positive,
 )
@@ -111,48 +111,69 @@ def explain(
     def both(rule_reason: str) -> tuple[str, str]:
         return translated.get(rule_reason, (rule_reason, rule_reason))
 
+    # Each item's reasons are rendered once, in both languages; a declaration or truck with
+    # one explained item (the usual case: one per truck) has that item's reasons.
+    rendered: list[tuple[list[Contribution], dict[str, list[str]]]] = []
     item_texts: dict[str, list[list[str]]] = {"ru": [], "en": []}
     item_features: list[list[str]] = []
-    by_declaration: dict[str, list[Contribution]] = {}
-    by_truck: dict[tuple[str, str], list[Contribution]] = {}
-    for (declaration_id, key, crossing, rule_reason), contributions in zip(
-        explained.select("declaration_id", *TRUCK, "rule_reason").iter_rows(),
-        per_item,
-        strict=True,
+    by_declaration: dict[str, list[int]] = {}
+    by_truck: dict[tuple[str, str], list[int]] = {}
+    for index, ((declaration_id, key, crossing, rule_reason), contributions) in enumerate(
+        zip(
+            explained.select("declaration_id", *TRUCK, "rule_reason").iter_rows(),
+            per_item,
+            strict=True,
+        )
     ):
         chosen = select(contributions)
+        texts = reason_texts_by_language(chosen, templates, LANGS)
+        rendered.append((chosen, texts))
         rule_pair = both(rule_reason) if rule_reason is not None else None
-        for index, language in enumerate(LANGS):
-            texts = reason_texts(chosen, templates, language)
+        for position, language in enumerate(LANGS):
             item_texts[language].append(
-                [rule_pair[index], *texts][:5] if rule_pair is not None else texts
+                [rule_pair[position], *texts[language]][:5]
+                if rule_pair is not None
+                else texts[language]
             )
         item_features.append([c.feature for c in chosen])
-        by_declaration.setdefault(declaration_id, []).extend(contributions)
-        by_truck.setdefault((key, crossing), []).extend(contributions)
+        by_declaration.setdefault(declaration_id, []).append(index)
+        by_truck.setdefault((key, crossing), []).append(index)
+
+    def combined(indices: list[int]) -> tuple[list[Contribution], dict[str, list[str]]]:
+        """The reasons over these items: the strongest contributions, each feature once."""
+        if len(indices) == 1:
+            return rendered[indices[0]]
+        chosen = select([c for i in indices for c in per_item[i]])
+        return chosen, reason_texts_by_language(chosen, templates, LANGS)
 
     declaration_texts: dict[str, list[list[str]]] = {"ru": [], "en": []}
     declaration_features: list[list[str]] = []
-    for contributions in by_declaration.values():
-        chosen = select(contributions)
+    for indices in by_declaration.values():
+        chosen, texts = combined(indices)
         for language in LANGS:
-            declaration_texts[language].append(reason_texts(chosen, templates, language))
+            declaration_texts[language].append(texts[language])
         declaration_features.append([c.feature for c in chosen])
 
     share = random_share or {}
+    random_texts: dict[str | None, list[str]] = {}
+    no_texts: dict[str, list[str]] = {language: [] for language in LANGS}
     truck_texts: dict[str, list[list[str]]] = {"ru": [], "en": []}
     truck_features: list[list[str]] = []
     for key, crossing, selection, rule_reasons in flagged.select(
         *TRUCK, "selection", "rule_reasons"
     ).iter_rows():
-        chosen = select(by_truck.get((key, crossing), []))
+        indices = by_truck.get((key, crossing))
+        chosen, texts = combined(indices) if indices else ([], no_texts)
         pairs = [both(reason) for reason in rule_reasons or []]
-        for index, language in enumerate(LANGS):
-            lead = [pair[index] for pair in pairs]
+        if selection == "random" and crossing not in random_texts:
+            random_texts[crossing] = [
+                _random_reason(share.get(crossing, 0.03), language) for language in LANGS
+            ]
+        for position, language in enumerate(LANGS):
+            lead = [pair[position] for pair in pairs]
             if selection == "random":
-                lead.append(_random_reason(share.get(crossing, 0.03), language))
-            texts = reason_texts(chosen, templates, language)
-            truck_texts[language].append([*lead, *texts][: max(5, len(lead))])
+                lead.append(random_texts[crossing][position])
+            truck_texts[language].append([*lead, *texts[language]][: max(5, len(lead))])
         truck_features.append([c.feature for c in chosen])
 
     shown = "ru" if lang == "ru" else "en"  # other languages read English, as ``render`` does

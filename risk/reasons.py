@@ -111,6 +111,33 @@ def reason_texts(
     return [render(templates.get(c.feature), c.feature, c.value, lang) for c in chosen]
 
 
+def reason_texts_by_language(
+    chosen: Sequence[Contribution],
+    templates: Mapping[str, ReasonTemplate],
+    langs: Sequence[str],
+) -> dict[str, list[str]]:
+    """``reason_texts`` in each of ``langs``, the same strings; each value is formatted once
+    where its text does not depend on the language (numbers and strings)."""
+    out: dict[str, list[str]] = {lang: [] for lang in langs}
+    for c in chosen:
+        template = templates.get(c.feature)
+        value = c.value
+        worded = (
+            value is None
+            or isinstance(value, bool)
+            or (isinstance(value, float) and math.isnan(value))
+        )
+        shared = "" if worded else format_value(value)
+        for lang in langs:
+            shown = format_value(value, lang) if worded else shared
+            out[lang].append(
+                f"{c.feature} = {shown}"
+                if template is None
+                else template.text(lang).replace("{value}", shown)
+            )
+    return out
+
+
 def item_contributions(
     contributions: np.ndarray,
     feature_names: Sequence[str],

@@ -11,6 +11,7 @@ from risk.reasons import (
     format_value,
     item_contributions,
     reason_texts,
+    reason_texts_by_language,
     render,
     select,
     top_positive,
@@ -96,3 +97,24 @@ def test_item_contributions_carry_the_values_behind_them() -> None:
     assert rows[1] == [Contribution("a", 0.5, 2.0)]
     templates = {"b": ReasonTemplate(en="b is {value}")}
     assert reason_texts(rows[0], templates, "en") == ["b is x", "c = unknown"]
+
+
+def test_texts_in_both_languages_are_each_languages_render() -> None:
+    """Rendering once for both languages gives exactly ``reason_texts`` per language,
+    including values whose words depend on the language (missing, NaN, yes/no)."""
+    templates = {
+        "a": ReasonTemplate(en="a is {value}", ru="а равно {value}"),
+        "b": ReasonTemplate(en="only English {value}"),
+    }
+    values: list[object] = [None, float("nan"), True, False, 0, 12_345, 0.5, 1234.5, -0.0001]
+    values += ["КZ", 3.0, 1e20]
+    chosen = [
+        Contribution(feature, 1.0, value)
+        for value in values
+        for feature in ("a", "b", "not_in_catalogue")
+    ]
+    both = reason_texts_by_language(chosen, templates, ("ru", "en"))
+    assert both["ru"] == reason_texts(chosen, templates, "ru")
+    assert both["en"] == reason_texts(chosen, templates, "en")
+    assert both["ru"][0] != both["en"][0]  # "нет данных" / "unknown"
+    assert reason_texts_by_language([], templates, ("ru", "en")) == {"ru": [], "en": []}
