@@ -10,6 +10,7 @@ in dataframely's order of rules.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 
 import dataframely as dy
@@ -39,32 +40,58 @@ COLUMN_RULE_CODES = {
 }
 
 
-@cache
-def checked_schema(
-    schema: type[dy.Schema], extras: tuple[str, ...]
-) -> tuple[type[dy.Schema], tuple[str, ...]]:
-    """``schema`` plus a row id and the given extra text columns, with the same rules less two
-    that ``split`` settles faster, and the primary key if it is one of them.
+@dataclass(frozen=True)
+class CheckedSchema:
+    """A schema's rules as ``split`` applies them: through dataframely, or settled apart."""
 
-    The primary key (of text and integer columns) is checked by ``duplicated``. The currency
-    pattern cannot fail on a parsed frame: every parsed currency has a rate (or is null), and
-    every code in the rates file fits the pattern. Columns and the other rules keep their order.
+    schema: type[dy.Schema]  # the schema plus row id and extras, less the rules settled apart
+    order: dict[str, int]  # every rule's place in dataframely's order
+    key: tuple[str, ...]  # the primary key, checked by ``duplicated`` ('primary_key')
+    patterns: dict[str, str]  # column -> regex, tried once per distinct value ('column|regex')
+
+
+@cache
+def checked_schema(schema: type[dy.Schema], extras: tuple[str, ...]) -> CheckedSchema:
+    """``schema`` plus a row id and the given extra text columns, with the same rules; those
+    that ``split`` settles faster are taken out of the dataframely schema.
+
+    The primary key (of text and integer columns) is checked by ``duplicated``, text patterns
+    on distinct values (``mismatched``). The currency pattern cannot fail on a parsed frame:
+    every parsed currency has a rate (or is null), and every code in the rates file fits it.
     """
     columns = dict(schema.columns())
+    columns[ROW] = dy.Int64(nullable=False)
+    columns |= {name: dy.String(nullable=True) for name in extras}
+    rules = {name: getattr(schema, name) for name in schema._schema_validation_rules()}
+    every: type[dy.Schema] = type(f"Traced{schema.__name__}", (dy.Schema,), {**columns, **rules})
+    order = {rule: place for place, rule in enumerate(every._validation_rules(with_cast=False))}
+
     key = tuple(schema.primary_key())
     if key and all(columns[k].dtype == pl.String or columns[k].dtype.is_integer() for k in key):
         columns |= {k: columns[k].with_primary_key(False) for k in key}
     else:
         key = ()
-    currency = columns.get("currency")
-    if isinstance(currency, dy.String) and currency.regex is not None:
-        codes = pl.Series(sorted(currency_rates()), dtype=pl.String)
-        if codes.str.contains(currency.regex).all():
-            columns["currency"] = currency.with_properties(regex=None)
-    columns[ROW] = dy.Int64(nullable=False)
-    columns |= {name: dy.String(nullable=True) for name in extras}
-    rules = {name: getattr(schema, name) for name in schema._schema_validation_rules()}
-    return type(f"Checked{schema.__name__}", (dy.Schema,), {**columns, **rules}), key
+    patterns = {}
+    for name, column in columns.items():
+        if isinstance(column, dy.String) and column.regex is not None:
+            columns[name] = column.with_properties(regex=None)
+            if name == "currency":
+                codes = pl.Series(sorted(currency_rates()), dtype=pl.String)
+                if codes.str.contains(column.regex).all():
+                    continue
+            patterns[name] = column.regex
+    checked = type(f"Checked{schema.__name__}", (dy.Schema,), {**columns, **rules})
+    return CheckedSchema(checked, order, key, patterns)
+
+
+def mismatched(column: pl.Series, pattern: str) -> pl.Series:
+    """Whether each value does not contain ``pattern`` (null: no, as in dataframely's rule),
+    tried once per distinct value."""
+    distinct = column.drop_nulls().unique()
+    bad = distinct.filter(~distinct.str.contains(pattern))
+    if bad.is_empty():
+        return pl.repeat(False, column.len(), dtype=pl.Boolean, eager=True)
+    return column.is_in(bad.implode()).fill_null(False)
 
 
 def duplicated(frame: pl.DataFrame, key: Sequence[str]) -> pl.Series:
@@ -112,22 +139,28 @@ def split(
     flags = [c for c in parsed.columns if c.startswith(BAD)]
     parse_failures = _parse_failures(parsed, schema, flags)
 
-    checked, key = checked_schema(schema, extras)
+    checked = checked_schema(schema, extras)
     frame = parsed.select(*fields, ROW, *extras)
-    valid, failure = checked.filter(frame)
+    valid, failure = checked.schema.filter(frame)
     details = failure.details()
-    rule_columns = [c for c in details.columns if c not in checked.columns()]
-    # Failures in dataframely's order of rules: the schema's own, the primary key, columns'.
-    own = [c for c in rule_columns if c in schema._schema_validation_rules()]
-    pieces = [
-        _invalid(details, own),
-        frame.filter(duplicated(frame, key)).select(ROW, pl.lit("primary_key").alias("rule"))
-        if key
-        else None,
-        _invalid(details, [c for c in rule_columns if c not in own]),
+    rule_columns = [c for c in details.columns if c not in checked.schema.columns()]
+    broken = {
+        **({"primary_key": duplicated(frame, checked.key)} if checked.key else {}),
+        **{
+            f"{column}|regex": mismatched(frame.get_column(column), pattern)
+            for column, pattern in checked.patterns.items()
+        },
+    }
+    pieces = [_invalid(details, rule_columns)] + [
+        frame.filter(rows).select(ROW, pl.lit(rule).alias("rule")) for rule, rows in broken.items()
     ]
     found = [p for p in pieces if p is not None and p.height]
-    long = pl.concat(found) if found else pl.DataFrame(schema={ROW: pl.Int64, "rule": pl.String})
+    # Failures rule by rule in dataframely's order, rows in order within a rule.
+    long = (
+        pl.concat(found).sort(pl.col("rule").replace_strict(checked.order), maintain_order=True)
+        if found
+        else pl.DataFrame(schema={ROW: pl.Int64, "rule": pl.String})
+    )
     schema_failures = pl.DataFrame(schema=FAILURES_SCHEMA)
     if long.height:
         rules = long.get_column("rule").unique().to_list()

@@ -24,7 +24,7 @@ from pipelines.ingest import parse as parse_module
 from pipelines.ingest.parse import BAD, verbatim_fields
 from pipelines.ingest.validate import ROW
 from risk import soft_rules
-from risk.schemas import DeclarationItem
+from risk.schemas import HS_CODE_PATTERN, DeclarationItem
 
 # Text that cleaning must change (white space at an end, empty, lower-case codes) or keep.
 TRICKY_TEXT = [
@@ -473,9 +473,27 @@ def test_the_currency_pattern_cannot_fail_after_parsing() -> None:
     pattern = DeclarationItem.columns()["currency"].regex
     assert pattern is not None
     assert pl.Series(sorted(currency_rates())).str.contains(pattern).all()
-    checked, key = validate.checked_schema(DeclarationItem, ())
-    assert "currency|regex" not in checked._validation_rules(with_cast=False)
-    assert key == ("declaration_id", "item_no")
+    checked = validate.checked_schema(DeclarationItem, ())
+    rules = checked.schema._validation_rules(with_cast=False)
+    assert "currency|regex" not in rules and "currency|regex" in checked.order
+    assert "currency" not in checked.patterns
+    assert checked.patterns == {"hs_code": HS_CODE_PATTERN}
+    assert checked.key == ("declaration_id", "item_no")
+
+
+@pytest.mark.parametrize(
+    ("values", "pattern"),
+    [
+        (["0101", "85A7", None, "0101", "851", "8517120000"], HS_CODE_PATTERN),
+        (["USD", "usd", None, "US"], r"^[A-Z]{3}$"),
+        ([None, None], HS_CODE_PATTERN),
+        (["a1", "b"], r"\d"),  # unanchored: contained
+    ],
+)
+def test_mismatched_matches_dataframelys_regex_rule(values: list[str | None], pattern: str) -> None:
+    column = pl.Series("c", values, dtype=pl.String)
+    expected = (~column.str.contains(pattern)).fill_null(False)
+    assert_series_equal(validate.mismatched(column, pattern), expected, check_names=False)
 
 
 def test_keys_or_times_of_other_types_take_the_general_path() -> None:
