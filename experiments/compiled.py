@@ -225,17 +225,29 @@ def _share_rows(work: Callable[[int, int], None], rows: int, threads: int) -> No
 @dataclass(frozen=True)
 class Column:
     """One feature column as the boosters read it: ``values`` (any real or integer dtype,
-    one per row) with ``missing`` (True where the row has no value, read as NaN) or None."""
+    one per row) with ``missing`` (True where the row has no value, read as NaN) or None.
+
+    With ``lookup`` the values are integer codes read through that table: code ``c`` in
+    ``0 .. len(lookup) - 3`` reads ``lookup[c]``, any other code ``lookup[-1]`` (the table
+    ends with two NaN: codes past its end are clipped onto the first, negative ones onto the
+    last), so a categorical code becomes its dense index on the predicting threads.
+    """
 
     values: np.ndarray
     missing: np.ndarray | None = None
+    lookup: np.ndarray | None = None
 
 
 def predict_columns(
-    boosters: list[CompiledBooster], columns: Sequence[Column], num_threads: int = 0
+    boosters: list[CompiledBooster],
+    columns: Sequence[Column],
+    num_threads: int = 0,
+    *,
+    then: Sequence[Callable[[np.ndarray], np.ndarray] | None] = (),
 ) -> list[np.ndarray]:
     """Each compiled booster's predictions for the matrix whose columns are ``columns``,
-    without building that matrix.
+    without building that matrix; ``then[i]`` (elementwise, e.g. a calibration) applied to
+    booster ``i``'s predictions as they come.
 
     The same numbers as ``predict_together`` of the float32 matrix of these columns (what
     LightGBM reads): each block of rows is gathered column by column into the float64 rows
@@ -251,24 +263,32 @@ def predict_columns(
     if rows == 0:
         return outs
     width = len(columns)
+    after = (list(then) + [None] * len(boosters))[: len(boosters)]
 
     def work(start: int, stop: int) -> None:
         size = min(BLOCK_ROWS, stop - start)
         wide = np.empty((size, width), dtype=np.float64)
         narrow = np.empty(size, dtype=np.float32)
+        codes = np.empty(size, dtype=np.int64)
         targets = [wide[:, j] for j in range(width)]
         for first in range(start, stop, BLOCK_ROWS):
             last = min(first + BLOCK_ROWS, stop)
             n = last - first
             value = narrow[:n]
             for target, column in zip(targets, columns, strict=True):
-                np.copyto(value, column.values[first:last], casting="unsafe")
+                if column.lookup is None:
+                    np.copyto(value, column.values[first:last], casting="unsafe")
+                else:
+                    code = codes[:n]
+                    np.clip(column.values[first:last], -1, len(column.lookup) - 2, out=code)
+                    np.take(column.lookup, code, out=value)
                 if column.missing is not None:
                     np.putmask(value, column.missing[first:last], np.nan)
                 target[:n] = value
             block = wide[:n]
-            for booster, out in zip(boosters, outs, strict=True):
-                out[first:last] = booster._model.predict(block, n_jobs=1)
+            for booster, out, finish in zip(boosters, outs, after, strict=True):
+                raw = booster._model.predict(block, n_jobs=1)
+                out[first:last] = raw if finish is None else finish(raw)
 
     _share_rows(work, rows, _threads_for(rows, num_threads))
     return outs

@@ -241,17 +241,27 @@ def _values(series: pl.Series) -> np.ndarray:
 _LOOKUP_MAX_CODE = 1 << 24
 
 
+def _code_lookup(values: np.ndarray, known: np.ndarray) -> np.ndarray | None:
+    """The table ``experiments.compiled.Column.lookup`` for codes ``known`` (sorted): each
+    code's position, NaN for codes never seen; None where the codes are not small
+    non-negative integers held as integers (then ``_dense_codes`` searches them)."""
+    integral = len(known) > 0 and bool(np.all(known == np.round(known)))
+    if not (integral and known[0] >= 0 and known[-1] < _LOOKUP_MAX_CODE):
+        return None
+    if values.dtype.kind != "i":  # (unsigned codes cannot be clipped onto -1)
+        return None
+    # Two NaN at the end: codes past the table are clipped onto the first, -1 reads the last.
+    lookup = np.full(int(known[-1]) + 3, np.nan, dtype=np.float32)
+    lookup[known.astype(np.int64)] = np.arange(len(known), dtype=np.float32)
+    return lookup
+
+
 def _dense_codes(values: np.ndarray, missing: np.ndarray | None, known: np.ndarray) -> np.ndarray:
     """Each code's position among ``known`` (sorted), NaN where unknown or missing: what
     ``experiments.categories.CategoryIndex.transform`` makes of the float32 matrix."""
-    integral = len(known) > 0 and bool(np.all(known == np.round(known)))
-    if integral and known[0] >= 0 and known[-1] < _LOOKUP_MAX_CODE and values.dtype.kind in "iu":
-        top = int(known[-1]) + 1
-        lookup = np.full(top + 1, np.nan, dtype=np.float32)  # lookup[top]: not known
-        lookup[known.astype(np.int64)] = np.arange(len(known), dtype=np.float32)
-        index = values.astype(np.int64)
-        np.putmask(index, (index < 0) | (index >= top), top)
-        dense = lookup[index]
+    lookup = _code_lookup(values, known)
+    if lookup is not None:
+        dense = lookup[np.clip(values, -1, len(lookup) - 2)]
     else:
         column = values.astype(np.float32).astype(np.float64)
         dense = np.full(len(values), np.nan, dtype=np.float32)
@@ -285,7 +295,11 @@ def feature_columns(scorer: Scorer, features: pl.DataFrame) -> list[Column] | No
         missing = series.is_null().to_numpy() if series.null_count() else None
         if name in codes:
             known = np.asarray(codes[name], dtype=np.float64)
-            columns.append(Column(_dense_codes(values, missing, known)))
+            lookup = _code_lookup(values, known)
+            if lookup is not None:  # read through the table on the predicting threads
+                columns.append(Column(values, missing, lookup))
+            else:
+                columns.append(Column(_dense_codes(values, missing, known)))
         else:
             columns.append(Column(values, missing))
     return columns
@@ -316,19 +330,29 @@ def predict_features(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray
     if columns is not None:
         from experiments.compiled import predict_columns
 
-        # One pass over the columns for both compiled boosters.
-        raw = predict_columns([c for c in compiled if c is not None], columns, threads)
+        # One pass over the columns for both compiled boosters, calibrated as they come.
+        risk, *duty = predict_columns(
+            [c for c in compiled if c is not None],
+            columns,
+            threads,
+            then=[calibrator.predict, _no_negative_duty],
+        )
     else:
         dense = dense_matrix(scorer, features)
         if dense is None:
             return _predict_by_protocol(scorer, features)
         raw = [fast_booster(b).predict(dense, threads) for b in boosters]
-    risk = np.asarray(calibrator.predict(raw[0]))
+        risk = np.asarray(calibrator.predict(raw[0]))
+        duty = [_no_negative_duty(r) for r in raw[1:]]
     if duty_booster is not None:
-        duty_if_wrong = np.clip(raw[1], 0.0, None)
+        duty_if_wrong = duty[0]
     else:
         duty_if_wrong = np.asarray(scorer.expected_duty(features, np.ones(len(risk))))
     return risk, risk * np.asarray(duty_if_wrong, dtype=np.float64)
+
+
+def _no_negative_duty(raw: np.ndarray) -> np.ndarray:
+    return np.clip(raw, 0.0, None)
 
 
 def _predict_by_protocol(scorer: Scorer, features: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -269,3 +269,34 @@ def test_columns_predict_exactly_as_their_float32_matrix(
         for out, want in zip(got, expected, strict=True):
             assert np.array_equal(out, want)
     assert [len(o) for o in compiled.predict_columns([natives[0]], [], 2)] == [0]
+
+
+def test_codes_read_through_a_lookup_and_predictions_finished_as_they_come(
+    booster: lgb.Booster,
+    regressor: lgb.Booster,
+    data: tuple[np.ndarray, np.ndarray],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compiled, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 100)
+    policy = CompilePolicy(cache_dir=tmp_path)
+    natives = [compile_booster(b.model_to_string(), policy) for b in (booster, regressor)]
+    assert natives[0] is not None and natives[1] is not None
+    rows = _unseen_rows(data[0])  # codes 0..9, 42 (never seen) and missing
+    missing = np.isnan(rows[:, 0])
+    # Codes shifted by 100 (so that -1 and 150 fall outside the table too), read back as
+    # 0..9 through the table; 42 + 100 and the odd -1 read NaN.
+    codes = np.where(missing, 0, np.nan_to_num(rows[:, 0]) + 100).astype(np.int32)
+    codes[:3] = [-1, 150, 10**6]
+    lookup = np.full(112, np.nan, dtype=np.float32)
+    lookup[100:110] = np.arange(10)
+    columns = [compiled.Column(codes, missing, lookup)] + [
+        compiled.Column(rows[:, j]) for j in range(1, 5)
+    ]
+    first = np.where((codes >= 100) & (codes < 110) & ~missing, codes - 100.0, np.nan)
+    matrix = np.ascontiguousarray(np.column_stack([first, rows[:, 1:]]), dtype=np.float32)
+    expected = compiled.predict_together([natives[0], natives[1]], matrix, 1)
+    got = compiled.predict_columns([natives[0], natives[1]], columns, 2, then=[np.negative])
+    assert np.array_equal(got[0], -expected[0])
+    assert np.array_equal(got[1], expected[1])

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from score_support import world
 
-from experiments.compiled import CompilePolicy
+from experiments.compiled import Column, CompilePolicy
 from pipelines.score_features import (
     compute_features,
     dense_matrix,
@@ -60,12 +60,8 @@ def test_feature_columns_are_the_dense_matrix_and_predict_the_same_bits(
     columns = feature_columns(w.scorer, features)
     dense = dense_matrix(w.scorer, features)
     assert columns is not None and dense is not None
-    stacked = np.column_stack(
-        [
-            np.where(c.missing, np.nan, c.values) if c.missing is not None else c.values
-            for c in columns
-        ]
-    ).astype(np.float32)
+    assert any(c.lookup is not None for c in columns)
+    stacked = np.column_stack([_as_read(c) for c in columns])
     assert np.array_equal(stacked, dense, equal_nan=True)
     assert np.array_equal(
         dense, w.scorer.categories.transform(w.scorer.feature_matrix(features)), equal_nan=True
@@ -96,3 +92,14 @@ def test_codes_beyond_a_lookup_table_are_searched() -> None:
     assert np.array_equal(
         small, np.array([0, 1, np.nan, np.nan, 1], dtype=np.float32), equal_nan=True
     )
+
+
+def _as_read(column: Column) -> np.ndarray:
+    """What the boosters read of a column: float32, codes through the table, NaN if missing."""
+    values = column.values
+    if column.lookup is not None:
+        values = column.lookup[np.clip(values, -1, len(column.lookup) - 2)]
+    read = values.astype(np.float32)
+    if column.missing is not None:
+        read[column.missing] = np.nan
+    return read
