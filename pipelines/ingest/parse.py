@@ -226,9 +226,9 @@ SPACE_LAST_PAIRS = (
 )
 
 
-def _printable_ends(frame: pl.DataFrame, columns: list[str]) -> set[str]:
-    """The columns with no empty cell and only printable ASCII first and last bytes."""
-    ends = (
+def _printable_ends(frame: pl.DataFrame, columns: list[str]) -> pl.LazyFrame:
+    """Per column: no empty cell and only printable ASCII first and last bytes."""
+    return (
         frame.lazy()
         .select(
             *(pl.col(c).str.len_bytes().alias(f"len{i}") for i, c in enumerate(columns)),
@@ -245,9 +245,12 @@ def _printable_ends(frame: pl.DataFrame, columns: list[str]) -> set[str]:
             .alias(c)
             for i, c in enumerate(columns)
         )
-        .collect()
     )
-    return {c for c in columns if ends.get_column(c).item()}
+
+
+def _distinct(frame: pl.DataFrame, columns: list[str]) -> pl.LazyFrame:
+    """One row: the distinct values of each column, as a list."""
+    return frame.lazy().select(pl.col(c).drop_nulls().unique().implode() for c in columns)
 
 
 def _no_space_at_ends(frame: pl.DataFrame, columns: list[str]) -> set[str]:
@@ -305,16 +308,17 @@ def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozense
     checked exactly on their distinct values.
     """
     plain = sorted({s for f, s in sources.items() if f not in TEXT_CODE_FIELDS})
-    clean = _printable_ends(frame, plain)
+    codes = sorted({s for f, s in sources.items() if f in TEXT_CODE_FIELDS})
+    ends, distinct = pl.collect_all([_printable_ends(frame, plain), _distinct(frame, codes)])
+    clean = {c for c in plain if ends.get_column(c).item()}
     clean |= _no_space_at_ends(frame, [c for c in plain if c not in clean])
-    verbatim = set()
-    for field, source in sources.items():
-        if field in TEXT_CODE_FIELDS or source not in clean:
-            values = frame.get_column(source).drop_nulls().unique()
-            if not _unchanged(values, field):
-                continue
-        verbatim.add(field)
-    return frozenset(verbatim)
+    rest = _distinct(frame, [c for c in plain if c not in clean]).collect()
+    values = {c: f.get_column(c)[0] for f in (distinct, rest) for c in f.columns}
+    return frozenset(
+        field
+        for field, source in sources.items()
+        if (field not in TEXT_CODE_FIELDS and source in clean) or _unchanged(values[source], field)
+    )
 
 
 def parse_columns(
