@@ -158,7 +158,7 @@ def weighbridge_gap(
         readings = (
             arrivals.select(_truck_at_crossing(), "arrived_at", "weighbridge_kg")
             .drop_nulls([TRUCK_AT_CROSSING, "weighbridge_kg"])
-            .sort("arrived_at")
+            .sort("arrived_at", multithreaded=False)
         )
         # One query per run of consecutive rows of one truck at one time (a declaration's
         # items, a truck's papers): the hash, the as-of join and the join back run on a
@@ -173,7 +173,7 @@ def weighbridge_gap(
         queries = (
             runs.drop_nulls(TRUCK_AT_CROSSING)
             .unique()
-            .sort("declared_at")
+            .sort("declared_at", multithreaded=False)
             .join_asof(
                 readings,
                 left_on="declared_at",

@@ -279,16 +279,21 @@ def batch_order(items: pl.DataFrame) -> BatchOrder:
     )
     ids = frame.get_column("declaration_id")
     runs = ids.rle_id()
-    if frame.height == 0 or runs[-1] + 1 == ids.n_unique():
+    # Each declaration in one run of rows when the runs' ids are distinct (hashing one id per
+    # run, not per item).
+    firsts = ids.filter(runs != runs.shift(1, fill_value=-1))
+    if firsts.n_unique() == firsts.len():
         # Each declaration's items are adjacent (as in any declaration file): a stable sort by
         # time keeps them adjacent, so the run number is an exact declaration code.
         codes = runs
         ordered = frame.with_columns(codes.alias(DECLARATION)).sort(
-            "declared_at", maintain_order=True
+            "declared_at", maintain_order=True, multithreaded=False
         )
     else:
         codes = (ids.rank("dense") - 1).cast(pl.UInt32)
-        ordered = frame.with_columns(codes.alias(DECLARATION)).sort("declared_at", DECLARATION)
+        ordered = frame.with_columns(codes.alias(DECLARATION)).sort(
+            "declared_at", DECLARATION, multithreaded=False
+        )
     ordered = ordered.drop("declaration_id")
     code = pl.col(DECLARATION)
     first = (code != code.shift(1)).fill_null(True)
@@ -352,7 +357,7 @@ def _outcome_events(judged: pl.DataFrame, entity: Entity) -> pl.LazyFrame:
         .drop_nulls(KEY)
         .group_by(KEY, TIME)
         .agg(pl.col("_inspected", "_violations", "_duty").sum())
-        .sort(KEY, TIME)
+        .sort(KEY, TIME, multithreaded=False)
         .with_columns(
             grouped_running(pl.col(c), starts) for c in ("_inspected", "_violations", "_duty")
         )
@@ -409,15 +414,14 @@ def profile_entity_features(
     new_key = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
     new_group = pl.col("_new_group")
     key = key_column(entity)
-    by_declaration = key in order.per_declaration
-    source, at = (
-        (order.declarations, DECLARATION) if by_declaration else (order.rows, ROW)
-    )  # fmt: skip
+    source, numbers, source_of_row = _counted_rows(order, key)
     rows = (
         source.lazy()
-        .select(pl.col(at).alias("_at"), pl.col(key).alias(KEY), "declared_at", DECLARATION)
+        .select("_at", pl.col(key).alias(KEY), "declared_at", DECLARATION)
         .drop_nulls(KEY)
-        .sort(KEY, maintain_order=True)  # (key, time, declaration) order: see batch_order
+        .sort(
+            KEY, maintain_order=True, multithreaded=False
+        )  # (key, time, declaration): batch_order
         .with_columns(new_key.alias("_new_key"), (new_key | (t != t.shift(1))).alias("_new_group"))
         .with_columns(
             # Declarations of the key so far in the batch, the row's own included.
@@ -501,12 +505,48 @@ def profile_entity_features(
     # Each batch row takes its group's features; rows without a key take nulls.
     group_of_row = (
         pl.Series(ROW, [], dtype=pl.UInt32)
-        .extend_constant(None, source.height)
+        .extend_constant(None, numbers)
         .scatter(rows.get_column("_at"), rows.get_column("_group"))
     )  # fmt: skip
-    if by_declaration:
-        group_of_row = group_of_row.gather(order.declaration_of_row)
+    if source_of_row is not None:
+        group_of_row = group_of_row.gather(source_of_row)
     return per_group.select(pl.all().gather(group_of_row))
+
+
+# A run of rows of one declaration and key is counted once when it shortens the rows by more
+# than this share (route, origin: one per declaration mostly; HS x origin: hardly any).
+RUNS_WORTH = 0.8
+
+
+def _counted_rows(order: BatchOrder, key: str) -> tuple[pl.DataFrame, int, pl.Series | None]:
+    """The rows an entity is counted over (``declared_at``, ``DECLARATION`` and the key, in
+    ``order.rows``' order, each with its number ``_at``), how many numbers there are, and
+    each batch row's number (None: ``_at`` is the batch row itself). A declaration counts
+    once per key whatever its items, so one row per declaration serves keys that never vary
+    within one (``order.per_declaration``), and one per run of consecutive items of a
+    declaration with the same key serves the others, when that shortens them enough."""
+    if key in order.per_declaration:
+        declarations = order.declarations
+        return (
+            declarations.with_columns(pl.col(DECLARATION).alias("_at")),
+            declarations.height,
+            order.declaration_of_row,
+        )
+    rows = order.rows
+    code, value = pl.col(DECLARATION), pl.col(key)
+    starts = rows.select(
+        ((code != code.shift(1)) | value.ne_missing(value.shift(1))).fill_null(True)
+    ).to_series()
+    runs = starts.sum()
+    if runs > RUNS_WORTH * rows.height:
+        return rows.with_columns(pl.col(ROW).alias("_at")), rows.height, None
+    run_of_row = (
+        pl.Series(ROW, [], dtype=pl.UInt32)
+        .extend_constant(None, rows.height)
+        .scatter(rows.get_column(ROW), (starts.cum_sum() - 1).cast(pl.UInt32))
+    )
+    counted = rows.filter(starts).with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"))
+    return counted, runs, run_of_row
 
 
 def _window_counts(
@@ -549,7 +589,7 @@ def _window_counts(
                 ),
             ]
         )  # fmt: skip
-        .sort("_code")
+        .sort("_code", multithreaded=False)
         .with_columns(grouped_running(pl.col("_n"), first_of_group("_keyno")))
         .select("_code", pl.col("_keyno").alias("_found"), "_n")
     )

@@ -264,7 +264,7 @@ class UnitValueReference:
                     valid.alias("_valid"),
                 )
                 .filter(pl.col("_valid"))
-                .sort("value")
+                .sort("value", multithreaded=False)
                 .join_asof(
                     _slices(ranks, frame.get_column(f"_key{index}").drop_nulls()).lazy(),
                     on="value",
@@ -298,38 +298,41 @@ class UnitValueReference:
     def _choose_snapshot_levels(self, pairs: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
         """Per distinct (HS code, origin) and metric: the finest level with at least
         ``min_rows`` past rows in the snapshot, and its key, rows and median, one column of
-        each per metric (``_level0``, ``_key0``, ``_n0``, ``_median0``, ...)."""
+        each per metric (``_level0``, ``_key0``, ``_n0``, ``_median0``, ...).
+
+        Every (pair, metric, level) is looked up at once in long form, a few thousand rows,
+        rather than by a join per level and metric."""
+        pair = ["hs_code", "origin_country"]
+        metrics = pl.LazyFrame({"metric": range(len(METRICS))}, schema={"metric": pl.Int64})
+        asked = pairs.join(metrics, how="cross")
+        chosen = (
+            pl.concat(
+                asked.select(
+                    *pair,
+                    "metric",
+                    pl.lit(level, dtype=pl.Int8).alias("_level"),
+                    reference_key(level).alias(KEY),
+                )
+                for level in LEVELS
+            )
+            .join(keys.lazy(), on=KEY, how="inner")
+            .filter(pl.col("n") >= self.min_rows)
+            .group_by(*pair, "metric")
+            .agg(pl.col("_level").min(), pl.col(KEY, "n", "median").sort_by("_level").first())
+        )
         frame = pairs
         for index in range(len(METRICS)):
-            frame = frame.with_columns(pl.lit(index, dtype=pl.Int64).alias("metric"))
-            frame = frame.with_columns(reference_key(level).alias(f"_k{level}") for level in LEVELS)
-            for level in LEVELS:
-                frame = frame.join(
-                    keys.lazy().rename(
-                        {KEY: f"_k{level}", "n": f"_kn{level}", "median": f"_km{level}"}
-                    ),
-                    on=f"_k{level}",
-                    how="left",
-                )
-            enough = [pl.col(f"_kn{level}") >= self.min_rows for level in LEVELS]
-
-            def first_enough(column: str, enough: list[pl.Expr] = enough) -> pl.Expr:
-                return pl.coalesce(
-                    pl.when(ok).then(pl.col(f"{column}{level}"))
-                    for level, ok in zip(LEVELS, enough, strict=True)
-                )
-
-            frame = frame.with_columns(
-                pl.coalesce(
-                    pl.when(ok).then(pl.lit(level, dtype=pl.Int8))
-                    for level, ok in zip(LEVELS, enough, strict=True)
-                ).alias(f"_level{index}"),
-                first_enough("_k").alias(f"_key{index}"),
-                first_enough("_kn").alias(f"_n{index}"),
-                first_enough("_km").alias(f"_median{index}"),
-            ).drop(
-                "metric",
-                *(f"{prefix}{level}" for prefix in ("_k", "_kn", "_km") for level in LEVELS),
+            frame = frame.join(
+                chosen.filter(pl.col("metric") == index).select(
+                    *pair,
+                    pl.col("_level").alias(f"_level{index}"),
+                    pl.col(KEY).alias(f"_key{index}"),
+                    pl.col("n").alias(f"_n{index}"),
+                    pl.col("median").alias(f"_median{index}"),
+                ),
+                on=pair,
+                how="left",
+                nulls_equal=True,
             )
         return frame
 
