@@ -86,7 +86,8 @@ def _flags_one_weighing_per_truck(
     on a hash of (crossing, truck); the hashes of the readings must be distinct and every
     joined truck must be the item's own (compared as text), so a hash collision can never
     change a flag: it sends the frame down the general path. Nulls in the keys and times, and
-    keys or times of other types, go there too.
+    keys or times of other types, go there too. A visit's gross masses are summed in row order
+    (the as-of path sums them in order of declaration time).
     """
     visits = (
         arrivals.lazy()
@@ -117,7 +118,7 @@ def _flags_one_weighing_per_truck(
         .collect()
         .get_column("visit")
     )
-    found = visits.select(pl.all().gather(visit))
+    found = visits.select(pl.col(*TRUCK_KEYS, "arrived_at", "weighbridge_kg").gather(visit))
     other_truck = visit.is_not_null() & (
         found.get_column("crossing").ne_missing(items.get_column("crossing"))
         | found.get_column("truck_id").ne_missing(items.get_column("truck_id"))

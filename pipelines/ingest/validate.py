@@ -2,9 +2,10 @@
 
 The schema's own rules run through dataframely's ``filter`` on a copy of the schema that
 carries a row id (and the profile's extra text columns) beside the canonical columns, so that
-every failure can be traced back to its source row; the primary key is checked apart, by
-hashes (``duplicated``). Failures come out in long form: one row per (row id, field, code),
-in dataframely's order of rules.
+every failure can be traced back to its source row; the primary key (by hashes,
+``duplicated``) and text patterns (on distinct values, ``mismatched``) are checked apart.
+Failures come out in long form: one row per (row id, field, code), in dataframely's order of
+rules.
 """
 
 from __future__ import annotations
