@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 ZERO_THRESHOLD = float(np.float32(1e-35))
 # Rows per kernel call: bounds the decisions block (rows × internal nodes bytes).
 ROW_BLOCK = 64
+# Rows the kernel walks through each node together (see ``_kernel_ir``).
+GROUP = 8
 ENV_SWITCH = "RISK_EXACT_SHAP"
 
 
@@ -90,6 +92,11 @@ class ShapForest:
     split_feature: npt.NDArray[np.int64]
     threshold: npt.NDArray[np.float64]
     decision_type: npt.NDArray[np.int64]
+    split_start: npt.NDArray[np.int64]
+    split_feature32: npt.NDArray[np.int32]
+    missing_type: npt.NDArray[np.int8]
+    default_left: npt.NDArray[np.int8]
+    cat_column: npt.NDArray[np.int32]
     cat_offset: npt.NDArray[np.int64]
     cat_words: npt.NDArray[np.int64]
     cat_bits: npt.NDArray[np.uint32]
@@ -125,7 +132,9 @@ class ShapForest:
         """1 where the row goes left at the split (rows × all splits of all trees), by
         LightGBM's rules: NaN counts as 0 unless the split's missing type is NaN; a missing
         value (NaN, or zero for missing type Zero) takes the default side; categorical splits
-        send NaN and negative values right and the listed categories left."""
+        send NaN and negative values right and the listed categories left. (The kernel
+        decides numerical splits itself, by the same rules; the tests hold this function to
+        LightGBM's ``pred_leaf``.)"""
         values = np.asarray(matrix, dtype=np.float64)[:, self.split_feature]
         kind = self.decision_type
         missing_type = (kind >> 2) & 3
@@ -139,16 +148,22 @@ class ShapForest:
             left = np.where(missing, default_left, values <= self.threshold)
         categorical = np.flatnonzero(kind & 1)
         if len(categorical):
-            raw = values[:, categorical]
-            raw = np.where(is_nan[:, categorical], -1.0, raw)
-            code = np.trunc(np.clip(raw, -1.0, 2.0**31 - 1)).astype(np.int64)
-            words = self.cat_words[categorical]
-            word = code >> 5
-            inside = (code >= 0) & (word < words)
-            at = self.cat_offset[categorical] + np.clip(word, 0, np.maximum(words - 1, 0))
-            bits = self.cat_bits[at].astype(np.int64)
-            left[:, categorical] = inside & (((bits >> (code & 31)) & 1) == 1)
-        return left.view(np.uint8) if left.dtype == np.bool_ else left.astype(np.uint8)
+            left[:, categorical] = self.categorical_decisions(matrix).astype(bool)
+        return left.astype(np.uint8)
+
+    def categorical_decisions(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+        """``decisions`` of the categorical splits only (rows × categorical splits, in the
+        order of ``cat_column``): the listed categories go left; NaN and negatives right."""
+        categorical = np.flatnonzero(self.decision_type & 1)
+        raw = np.asarray(matrix, dtype=np.float64)[:, self.split_feature[categorical]]
+        raw = np.where(np.isnan(raw), -1.0, raw)
+        code = np.trunc(np.clip(raw, -1.0, 2.0**31 - 1)).astype(np.int64)
+        words = self.cat_words[categorical]
+        word = code >> 5
+        inside = (code >= 0) & (word < words)
+        at = self.cat_offset[categorical] + np.clip(word, 0, np.maximum(words - 1, 0))
+        bits = self.cat_bits[at].astype(np.int64)
+        return (inside & (((bits >> (code & 31)) & 1) == 1)).astype(np.uint8)
 
     def _tables(self) -> tuple[int, ...]:
         """Pointers to the node arrays the kernel reads, in its argument order."""
@@ -165,6 +180,12 @@ class ShapForest:
             self.side,
             self.value,
             self.leaf,
+            self.split_start,
+            self.split_feature32,
+            self.threshold,
+            self.missing_type,
+            self.default_left,
+            self.cat_column,
         )
         return tuple(_ptr(array) for array in arrays)
 
@@ -192,15 +213,19 @@ class ShapForest:
                 scratch = local.scratch = _Scratch(
                     self.max_tree_nodes, self.points, ROW_BLOCK, self.num_features
                 )
-            left = np.ascontiguousarray(self.decisions(matrix[start:stop]))
+            assert matrix.shape[1] == self.num_features, "one column per model feature"
+            values = np.ascontiguousarray(matrix[start:stop], dtype=np.float64)
+            categorical = np.ascontiguousarray(self.categorical_decisions(values))
             sums = scratch.sums[: stop - start]
             sums.fill(0.0)
             kernel(
                 stop - start,
                 len(self.tree_start) - 1,
                 *tables,
-                _ptr(left),
-                left.shape[1],
+                _ptr(values),
+                values.shape[1],
+                _ptr(categorical),
+                categorical.shape[1],
                 _ptr(sums),
                 self.num_features,
                 *scratch.pointers(),
@@ -272,6 +297,7 @@ class _Builder:
         self.value: list[float] = []
         self.leaf: list[int] = []
         self.tree_start = [0]
+        self.split_start = [0]
         self.split_feature: list[np.ndarray] = []
         self.threshold: list[np.ndarray] = []
         self.decision_type: list[np.ndarray] = []
@@ -290,6 +316,7 @@ class _Builder:
             self.bias += float(leaf_value[0])
             self._node(0, 0, 0, 1.0, 0, 0, float(leaf_value[0]), 1)
             self.tree_start.append(len(self.parent))
+            self.split_start.append(self.splits)
             return True
         split_feature = _array(tree, "split_feature", np.int64)
         threshold = _array(tree, "threshold", np.float64)
@@ -348,6 +375,7 @@ class _Builder:
         self.splits += leaves - 1
         self.bits += len(bits)
         self.tree_start.append(len(self.parent))
+        self.split_start.append(self.splits)
         return True
 
     def _node(
@@ -383,6 +411,10 @@ class _Builder:
         roots = np.asarray(self.tree_start[:-1], dtype=np.int64)
         hot_inverse[roots] = 1.0
         hot_coefficient[roots] = 0.0
+        kind = cat(self.decision_type, np.int64)
+        categorical = np.flatnonzero(kind & 1)
+        cat_column = np.full(len(kind), -1, dtype=np.int32)
+        cat_column[categorical] = np.arange(len(categorical), dtype=np.int32)
         return ShapForest(
             num_features=num_features,
             bias=self.bias,
@@ -401,7 +433,12 @@ class _Builder:
             leaf=np.asarray(self.leaf, dtype=np.int8),
             split_feature=cat(self.split_feature, np.int64),
             threshold=cat(self.threshold, np.float64),
-            decision_type=cat(self.decision_type, np.int64),
+            decision_type=kind,
+            split_start=np.asarray(self.split_start, dtype=np.int64),
+            split_feature32=cat(self.split_feature, np.int32),
+            missing_type=((kind >> 2) & 3).astype(np.int8),
+            default_left=((kind >> 1) & 1).astype(np.int8),
+            cat_column=cat_column,
             cat_offset=cat(self.cat_offset, np.int64),
             cat_words=cat(self.cat_words, np.int64),
             cat_bits=cat(self.cat_bits, np.uint32) if self.cat_bits else np.zeros(1, np.uint32),
@@ -415,13 +452,14 @@ class _Scratch:
     sums at each point (weighted and summed by the caller)."""
 
     def __init__(self, nodes: int, points: int, rows: int, features: int) -> None:
-        self.product = np.zeros((nodes, points))
-        self.below = np.zeros((nodes, points))
-        self.one = np.zeros(nodes, dtype=np.int8)
+        self.product = np.zeros((nodes, GROUP, points))
+        self.below = np.zeros((nodes, GROUP, points))
+        self.one = np.zeros((nodes, GROUP), dtype=np.int8)
+        self.left = np.zeros((nodes, GROUP), dtype=np.int8)  # a tree has nodes // 2 splits
         self.sums = np.zeros((rows, features, points))
 
-    def pointers(self) -> tuple[int, int, int]:
-        return _ptr(self.product), _ptr(self.below), _ptr(self.one)
+    def pointers(self) -> tuple[int, int, int, int]:
+        return _ptr(self.product), _ptr(self.below), _ptr(self.one), _ptr(self.left)
 
 
 def _ptr(array: np.ndarray) -> int:
@@ -432,13 +470,16 @@ def _ptr(array: np.ndarray) -> int:
 _ARGUMENTS = [
     ctypes.c_int64,  # rows
     ctypes.c_int64,  # trees
-    *[ctypes.c_void_p] * 12,  # tree_start, parent, prev, feature, cover, hot_inverse,
-    # hot_coefficient, cover_inverse, decision, side, value, leaf
-    ctypes.c_void_p,  # decisions (rows × splits, 1 = left)
-    ctypes.c_int64,  # splits
+    *[ctypes.c_void_p] * 18,  # tree_start, parent, prev, feature, cover, hot_inverse,
+    # hot_coefficient, cover_inverse, decision, side, value, leaf, split_start,
+    # split_feature, threshold, missing_type, default_left, cat_column
+    ctypes.c_void_p,  # the rows (float64, rows × columns)
+    ctypes.c_int64,  # columns
+    ctypes.c_void_p,  # categorical decisions (rows × categorical splits, 1 = left)
+    ctypes.c_int64,  # categorical splits
     ctypes.c_void_p,  # sums (rows × features × points)
     ctypes.c_int64,  # features
-    *[ctypes.c_void_p] * 3,  # scratch: product, below, one
+    *[ctypes.c_void_p] * 4,  # scratch: product, below, one, left
 ]
 _LOCK = threading.RLock()
 _ENGINES: list[Any] = []  # compiled kernels stay alive with the process
@@ -507,13 +548,15 @@ def _kernel_ir(points: int) -> str:
     vec = ir.VectorType(f64, points)
     p64, p32, p8 = f64.as_pointer(), i32.as_pointer(), i8.as_pointer()
     args = [i64, i64, i64.as_pointer(), p32, p32, p32, p64, p64, p64, p64, p32, p8, p64, p8]
-    args += [p8, i64, p64, i64, p64, p64, p8]
+    args += [i64.as_pointer(), p32, p64, p8, p8, p32]
+    args += [p64, i64, p8, i64, p64, i64, p64, p64, p8, p8]
     module = ir.Module(name="treeshap")
     function = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name="treeshap")
     (
         rows, trees, tree_start, parent, prev, feature, cover, hot_inverse, hot_coefficient,
-        cover_inverse, decision, side, value, leaf, decisions, splits, sums, features,
-        product, below, one,
+        cover_inverse, decision, side, value, leaf, split_start, split_feature, threshold,
+        missing_type, default_left, cat_column, matrix, columns, categorical, categorical_count,
+        sums, features, product, below, one, left,
     ) = function.args  # fmt: skip
     for argument in function.args:
         if isinstance(argument.type, ir.PointerType):
@@ -562,37 +605,92 @@ def _kernel_ir(points: int) -> str:
         b.branch(head)
         b.position_at_end(done)
 
-    # Trees outer, rows inner: a tree's nodes stay in cache while every row of the block
-    # walks them (the node data of a large model is far bigger than the cache).
+    group = ir.Constant(i64, GROUP)
+
+    def slot(k: Any, r: Any) -> Any:
+        # Node ``k`` of row ``r`` of the group in the scratch arrays (node-major).
+        return b.add(b.mul(k, group), r)
+
+    # Trees outer: a tree's nodes stay in cache while every row of the block walks them (the
+    # node data of a large model is far bigger than the cache). Rows in groups of GROUP, the
+    # innermost loop: each row's pass is a chain of dependent loads and multiplications, and
+    # the rows of a group are independent, so the processor overlaps them.
     def tree_body(tree: Any) -> None:
         start = load(tree_start, tree)
         count = b.sub(load(tree_start, b.add(tree, one64)), start)
+        groups = b.udiv(b.add(rows, ir.Constant(i64, GROUP - 1)), group)
+        split_base = load(split_start, tree)
+        split_count = b.sub(load(split_start, b.add(tree, one64)), split_base)
 
-        def row_body(row: Any) -> None:
-            row_decisions = b.gep(decisions, [b.mul(row, splits)])
-            row_sums = b.gep(sums, [b.mul(b.mul(row, features), width)])
-            put(ones, product, zero64)
-            put(zeros, below, zero64)
-            b.store(ir.Constant(i8, 1), b.gep(one, [zero64]))
+        def group_body(index: Any) -> None:
+            first = b.mul(index, group)
+            left_over = b.sub(rows, first)
+            members = b.select(b.icmp_signed("<", left_over, group), left_over, group)
 
-            def inverse(k: Any, node: Any, hot: Any) -> Any:
-                cold_inverse = b.fmul(splat(load(cover_inverse, node)), cold)
-                return b.select(hot, get(hot_inverse, node), cold_inverse)
+            def root(r: Any) -> None:
+                put(ones, product, r)
+                put(zeros, below, r)
+                b.store(ir.Constant(i8, 1), b.gep(one, [r]))
+
+            counted(zero64, members, root)
+
+            # Which way each row of the group goes at each split of the tree.
+            def decide(j: Any) -> None:
+                split = b.add(split_base, j)
+                column = b.sext(load(split_feature, split), i64)
+                limit = load(threshold, split)
+                kind = load(missing_type, split)
+                default = load(default_left, split)
+                category = b.sext(load(cat_column, split), i64)
+                is_categorical = b.icmp_signed(">=", category, zero64)
+                category = b.select(is_categorical, category, zero64)
+                nan_missing = b.icmp_unsigned("==", kind, ir.Constant(i8, 2))
+                zero_missing = b.icmp_unsigned("==", kind, ir.Constant(i8, 1))
+
+                def row(r: Any) -> None:
+                    at = b.add(first, r)
+                    x = load(matrix, b.add(b.mul(at, columns), column))
+                    is_nan = b.fcmp_unordered("uno", x, x)
+                    x = b.select(b.and_(is_nan, b.not_(nan_missing)), ir.Constant(f64, 0.0), x)
+                    is_zero = b.and_(
+                        b.fcmp_ordered(">=", x, ir.Constant(f64, -ZERO_THRESHOLD)),
+                        b.fcmp_ordered("<=", x, ir.Constant(f64, ZERO_THRESHOLD)),
+                    )
+                    missing = b.or_(b.and_(zero_missing, is_zero), b.and_(nan_missing, is_nan))
+                    below_limit = b.zext(b.fcmp_ordered("<=", x, limit), i8)
+                    numerical = b.select(missing, default, below_limit)
+                    listed = load(categorical, b.add(b.mul(at, categorical_count), category))
+                    went_left = b.select(is_categorical, listed, numerical)
+                    b.store(went_left, b.gep(left, [slot(j, r)]))
+
+                counted(zero64, members, row)
+
+            counted(zero64, split_count, decide)
 
             def down(k: Any) -> None:
                 node = b.add(start, k)
                 up = b.sext(load(parent, node), i64)
                 before = b.sext(load(prev, node), i64)
-                went_left = load(row_decisions, b.sext(load(decision, node), i64))
-                hot = b.icmp_unsigned("==", went_left, load(side, node))
-                earlier = b.trunc(load(one, before), i1)
-                o = b.and_(hot, earlier)
-                b.store(b.zext(o, i8), b.gep(one, [k]))
+                split = b.sub(b.sext(load(decision, node), i64), split_base)
+                to_left = load(side, node)
                 z = splat(load(cover, node))
-                g = b.fadd(z, b.fmul(t_vec, b.fsub(splat(b.uitofp(o, f64)), z)))
-                replaced = inverse(before, b.add(start, before), earlier)
-                put(b.fmul(b.fmul(get(product, up), g), replaced), product, k)
-                put(zeros, below, k)
+                previous = b.add(start, before)
+                cold_inverse = b.fmul(splat(load(cover_inverse, previous)), cold)
+                hot_inverse_before = get(hot_inverse, previous)
+
+                def row(r: Any) -> None:
+                    went_left = load(left, slot(split, r))
+                    hot = b.icmp_unsigned("==", went_left, to_left)
+                    earlier = b.trunc(load(one, slot(before, r)), i1)
+                    o = b.and_(hot, earlier)
+                    b.store(b.zext(o, i8), b.gep(one, [slot(k, r)]))
+                    g = b.fadd(z, b.fmul(t_vec, b.fsub(splat(b.uitofp(o, f64)), z)))
+                    replaced = b.select(earlier, hot_inverse_before, cold_inverse)
+                    path = b.fmul(b.fmul(get(product, slot(up, r)), g), replaced)
+                    put(path, product, slot(k, r))
+                    put(zeros, below, slot(k, r))
+
+                counted(zero64, members, row)
 
             counted(one64, count, down)
 
@@ -602,21 +700,34 @@ def _kernel_ir(points: int) -> str:
                 up = b.sext(load(parent, node), i64)
                 before = b.sext(load(prev, node), i64)
                 is_leaf = b.trunc(load(leaf, node), i1)
-                leaf_sum = b.fmul(splat(load(value, node)), get(product, k))
-                total = b.select(is_leaf, leaf_sum, get(below, k))
-                put(b.fadd(get(below, up), total), below, up)
-                o_here = b.trunc(load(one, k), i1)
-                o_before = b.trunc(load(one, before), i1)
-                coefficient = b.fsub(
-                    b.select(o_here, get(hot_coefficient, node), minus_cold),
-                    b.select(o_before, get(hot_coefficient, b.add(start, before)), minus_cold),
-                )
-                slot = b.sext(load(feature, node), i64)
-                put(b.fadd(get(row_sums, slot), b.fmul(total, coefficient)), row_sums, slot)
+                leaf_value = splat(load(value, node))
+                coefficient_here = get(hot_coefficient, node)
+                coefficient_before = get(hot_coefficient, b.add(start, before))
+                column = b.mul(b.sext(load(feature, node), i64), width)
+
+                def row(r: Any) -> None:
+                    here = slot(k, r)
+                    total = b.select(
+                        is_leaf, b.fmul(leaf_value, get(product, here)), get(below, here)
+                    )
+                    above = slot(up, r)
+                    put(b.fadd(get(below, above), total), below, above)
+                    o_here = b.trunc(load(one, here), i1)
+                    o_before = b.trunc(load(one, slot(before, r)), i1)
+                    coefficient = b.fsub(
+                        b.select(o_here, coefficient_here, minus_cold),
+                        b.select(o_before, coefficient_before, minus_cold),
+                    )
+                    row_sums = b.gep(sums, [b.mul(b.mul(b.add(first, r), features), width)])
+                    target = b.bitcast(b.gep(row_sums, [column]), vec.as_pointer())
+                    update = b.fadd(b.load(target, align=8), b.fmul(total, coefficient))
+                    b.store(update, target, align=8)
+
+                counted(zero64, members, row)
 
             counted(zero64, b.sub(count, one64), up_pass)
 
-        counted(zero64, rows, row_body)
+        counted(zero64, groups, group_body)
 
     counted(zero64, trees, tree_body)
     b.ret_void()
