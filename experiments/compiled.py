@@ -265,14 +265,18 @@ def predict_columns(
     width = len(columns)
     after = (list(then) + [None] * len(boosters))[: len(boosters)]
 
-    def work(start: int, stop: int) -> None:
-        size = min(BLOCK_ROWS, stop - start)
+    # Threads take the next block as they finish one, so a thread that the machine holds
+    # back (other processes on the cores) does not leave the others waiting at the end.
+    blocks = iter(range(0, rows, BLOCK_ROWS))
+
+    def work(_start: int, _stop: int) -> None:  # (the blocks, not a share of rows)
+        size = min(BLOCK_ROWS, rows)
         wide = np.empty((size, width), dtype=np.float64)
         narrow = np.empty(size, dtype=np.float32)
         codes = np.empty(size, dtype=np.int64)
         targets = [wide[:, j] for j in range(width)]
-        for first in range(start, stop, BLOCK_ROWS):
-            last = min(first + BLOCK_ROWS, stop)
+        for first in blocks:  # (next() of a range iterator holds the GIL: each block once)
+            last = min(first + BLOCK_ROWS, rows)
             n = last - first
             value = narrow[:n]
             for target, column in zip(targets, columns, strict=True):
@@ -290,7 +294,7 @@ def predict_columns(
                 raw = booster._model.predict(block, n_jobs=1)
                 out[first:last] = raw if finish is None else finish(raw)
 
-    _share_rows(work, rows, _threads_for(rows, num_threads))
+    _share_rows(work, rows, min(_threads_for(rows, num_threads), -(-rows // BLOCK_ROWS)))
     return outs
 
 
