@@ -351,27 +351,43 @@ class _Builder:
         start = len(self.parent)
         self._node(0, 0, 0, 1.0, 0, 0, 0.0, 0)  # the root; its cover 1 and "prev" role
 
-        def count(node: int) -> float:
-            return float(internal_count[node]) if node >= 0 else float(leaf_count[~node])
+        # Python numbers once (NumPy scalars per node cost more than the walk itself).
+        features = split_feature.tolist()
+        lefts, rights = left_child.tolist(), right_child.tolist()
+        leaf_values, leaf_counts = leaf_value.tolist(), leaf_count.tolist()
+        internal_counts = internal_count.tolist()
+        covers = self.cover
+        # On the path to the current node: the latest edge splitting on each feature (index
+        # within the tree, 0: none), and how many distinct features the path has.
+        latest: dict[int, int] = {}
+        distinct = 0
 
-        def visit(node: int, here: int, path: dict[int, int]) -> None:
+        def visit(node: int, here: int) -> None:
             # Preorder: the left child, its subtree, then the right child and its subtree.
-            feature = int(split_feature[node])
-            total = count(node)
-            for child, side in ((int(left_child[node]), 1), (int(right_child[node]), 0)):
-                prev = path.get(feature, 0)
-                cover = count(child) / total * (self.cover[start + prev] if prev else 1.0)
+            nonlocal distinct
+            feature = features[node]
+            total = internal_counts[node]
+            prev = latest.get(feature, 0)
+            prev_cover = covers[start + prev] if prev else 1.0
+            distinct += not prev
+            for child, side in ((lefts[node], 1), (rights[node], 0)):
                 index = len(self.parent) - start
-                is_leaf = child < 0
-                value = float(leaf_value[~child]) if is_leaf else 0.0
-                self._node(here, prev, feature, cover, base + node, side, value, int(is_leaf))
-                below = {**path, feature: index}
-                if is_leaf:
-                    self.max_unique = max(self.max_unique, len(below))
+                if child < 0:
+                    cover = leaf_counts[~child] / total * prev_cover
+                    value = leaf_values[~child]
+                    self._node(here, prev, feature, cover, base + node, side, value, 1)
+                    self.max_unique = max(self.max_unique, distinct)
                 else:
-                    visit(child, index, below)
+                    cover = internal_counts[child] / total * prev_cover
+                    self._node(here, prev, feature, cover, base + node, side, 0.0, 0)
+                    latest[feature] = index
+                    visit(child, index)
+            latest[feature] = prev
+            if not prev:
+                del latest[feature]
+            distinct -= not prev
 
-        visit(0, 0, {})
+        visit(0, 0)
         self.splits += leaves - 1
         self.bits += len(bits)
         self.tree_start.append(len(self.parent))
