@@ -64,10 +64,11 @@ def weight_far_from_weighbridge(
     arrival or no reading.
     """
     items = declarations.collect()
-    flags = _flags_one_weighing_per_truck(items, arrivals.collect(), tolerance, window)
+    visits = arrivals.collect()
+    flags = _flags_one_weighing_per_truck(items, visits, tolerance, window)
     if flags is not None:
         return items.lazy().with_columns(flags)
-    return _flags_by_asof(items.lazy(), arrivals, tolerance=tolerance, window=window)
+    return _flags_by_asof(items.lazy(), visits.lazy(), tolerance=tolerance, window=window)
 
 
 def _truck_key() -> pl.Expr:
