@@ -154,6 +154,8 @@ def test_clean_typed_file_takes_the_fast_path_with_the_same_result(
         general = read_source(path, "canonical")
     assert_same_result(fast, general)
     assert fast.rows_quarantined == 0
+    sources = {f: f for f in ["goods_description", "hs_code", "origin_country", "currency"]}
+    assert verbatim_fields(frame, sources) == frozenset(sources)  # the fast path was taken
 
 
 COLUMNS = [
