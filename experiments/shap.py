@@ -136,6 +136,8 @@ class ShapForest:
         decides numerical splits itself, by the same rules; the tests hold this function to
         LightGBM's ``pred_leaf``.)"""
         values = np.asarray(matrix, dtype=np.float64)[:, self.split_feature]
+        # LightGBM reads |x| <= kZeroThreshold as an absent value, that is 0.
+        values = np.where(np.abs(values) <= ZERO_THRESHOLD, 0.0, values)
         kind = self.decision_type
         missing_type = (kind >> 2) & 3
         default_left = ((kind >> 1) & 1).astype(bool)
@@ -194,6 +196,10 @@ class ShapForest:
         """Rows × (features + 1): each feature's SHAP value and, last, the expected value;
         the layout of ``pred_contrib=True``."""
         matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or matrix.shape[1] != self.num_features:
+            raise ValueError(
+                f"expected rows of {self.num_features} features, got shape {matrix.shape}"
+            )
         rows = matrix.shape[0]
         out = np.zeros((rows, self.num_features + 1))
         out[:, -1] = self.bias
@@ -213,7 +219,6 @@ class ShapForest:
                 scratch = local.scratch = _Scratch(
                     self.max_tree_nodes, self.points, ROW_BLOCK, self.num_features
                 )
-            assert matrix.shape[1] == self.num_features, "one column per model feature"
             values = np.ascontiguousarray(matrix[start:stop], dtype=np.float64)
             categorical = np.ascontiguousarray(self.categorical_decisions(values))
             sums = scratch.sums[: stop - start]
@@ -667,11 +672,15 @@ def _kernel_ir(points: int) -> str:
                     at = b.add(first, r)
                     x = load(matrix, b.add(b.mul(at, columns), column))
                     is_nan = b.fcmp_unordered("uno", x, x)
-                    x = b.select(b.and_(is_nan, b.not_(nan_missing)), ir.Constant(f64, 0.0), x)
+                    # |x| <= kZeroThreshold is an absent value to LightGBM, so 0; so is NaN
+                    # unless the split's missing type is NaN.
                     is_zero = b.and_(
                         b.fcmp_ordered(">=", x, ir.Constant(f64, -ZERO_THRESHOLD)),
                         b.fcmp_ordered("<=", x, ir.Constant(f64, ZERO_THRESHOLD)),
                     )
+                    nan_as_zero = b.and_(is_nan, b.not_(nan_missing))
+                    is_zero = b.or_(is_zero, nan_as_zero)
+                    x = b.select(is_zero, ir.Constant(f64, 0.0), x)
                     missing = b.or_(b.and_(zero_missing, is_zero), b.and_(nan_missing, is_nan))
                     below_limit = b.zext(b.fcmp_ordered("<=", x, limit), i8)
                     numerical = b.select(missing, default, below_limit)

@@ -8,6 +8,7 @@ best iteration short of the last.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import lightgbm as lgb
@@ -34,15 +35,19 @@ def _data(seed: int, n: int = 3_000, width: int = 6) -> tuple[np.ndarray, np.nda
 
 def _odd_rows(x: np.ndarray) -> np.ndarray:
     """Rows a model never saw: unseen and negative categories, all missing, exact zeros,
-    huge values, a category past the bitset."""
+    huge and infinite values, a category past the bitset, values next to zero."""
     odd = x[:60].copy()
     odd[:10, 0] = 42.0
     odd[10:20, 0] = -3.0
     odd[20:30] = np.nan
     odd[30:40] = 0.0
     odd[40:50, 1:] = 1e30
-    odd[50:60, 0] = 1_000.0
-    return np.vstack([x[:400], odd])
+    odd[50:55, 0] = 1_000.0
+    odd[55:60, 1:] = np.inf
+    odd[55:58, 0] = -np.inf
+    tiny = x[:20].copy()  # LightGBM reads |x| <= 1e-35 as zero
+    tiny[:, 1:] = np.where(np.arange(20)[:, None] % 2 == 0, 1e-40, -1e-36)
+    return np.vstack([x[:400], odd, tiny])
 
 
 def _train(params: dict[str, Any], seed: int = 3, rounds: int = 12) -> tuple[lgb.Booster, Any]:
@@ -175,6 +180,14 @@ def test_models_outside_the_kernel_and_the_switch_fall_back(
     assert forest_for(booster) is None
 
 
+def test_rows_of_the_wrong_width_are_refused() -> None:
+    booster, x = _train(MODELS["missing as NaN"])
+    forest = ShapForest.from_booster(booster)
+    assert forest is not None
+    with pytest.raises(ValueError, match="features"):
+        forest.contributions(x[:5, :-1], 1)
+
+
 def test_empty_and_single_rows() -> None:
     booster, x = _train(MODELS["missing as NaN"])
     forest = ShapForest.from_booster(booster)
@@ -182,3 +195,21 @@ def test_empty_and_single_rows() -> None:
     assert forest.contributions(x[:0], 2).shape == (0, x.shape[1] + 1)
     expected = np.asarray(booster.predict(x[:1], pred_contrib=True))
     assert np.max(np.abs(forest.contributions(x[:1], 2) - expected)) <= TOLERANCE
+
+
+def test_values_next_to_zero_are_zero_as_lightgbm_reads_them() -> None:
+    """LightGBM drops |x| <= 1e-35 from a row (so it reads 0): at a threshold of exactly 0,
+    5e-36 goes left like 0 does."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 2))
+    params = {"objective": "binary", "num_leaves": 2, "verbose": -1, "use_missing": False}
+    stump = lgb.train(params, lgb.Dataset(x, (x[:, 0] > 0.1).astype(float)), num_boost_round=1)
+    text = re.sub(r"threshold=\S+", "threshold=0", stump.model_to_string(), count=1)
+    booster = lgb.Booster(model_str=text)
+    rows = np.array([[5e-36, 0.0], [-5e-36, 0.0], [1e-30, 0.0], [0.0, 0.0]])
+    assert np.asarray(booster.predict(rows, pred_leaf=True)).ravel().tolist() == [0, 0, 1, 0]
+    forest = ShapForest.from_model_text(text)
+    assert forest is not None
+    assert forest.decisions(rows).ravel().tolist() == [1, 1, 0, 1]
+    expected = np.asarray(booster.predict(rows, pred_contrib=True))
+    assert np.max(np.abs(forest.contributions(rows, 1) - expected)) <= TOLERANCE
