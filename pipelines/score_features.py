@@ -1,7 +1,7 @@
 """Features and predictions of a scoring batch: the model's inputs built once, read once.
 
 ``compute_features`` builds the model's features over a whole batch from the entity profiles
-(scoring-time edges: ``as_of_cutoff``, ``LatestReference``), ``predict_matrix`` turns them
+(scoring-time edges: ``as_of_cutoff``, ``LatestReference``), ``predict_features`` turns them
 into calibrated risk and expected duty at risk. ``Scorer`` says what scoring needs of a model.
 """
 
@@ -195,12 +195,10 @@ def feature_matrix(features: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
     return features.select(pl.col(list(names)).cast(pl.Float32)).to_numpy()
 
 
-def dense_matrix(
-    scorer: Scorer, features: pl.DataFrame, *, row_major: bool = True
-) -> np.ndarray | None:
-    """The float32 matrix the project's boosters read, built in one pass, row-major (or
-    column-major, which the compiled boosters read as well and costs a fifth to build);
-    None for a scorer without dense category indices.
+def dense_matrix(scorer: Scorer, features: pl.DataFrame) -> np.ndarray | None:
+    """The row-major float32 matrix the project's boosters read, built in one pass, for
+    LightGBM (the compiled boosters read the frame's columns: ``feature_columns``); None for
+    a scorer without dense category indices.
 
     ``experiments.scorer.Scorer`` replaces each categorical code by its position among the
     codes seen in training (unknown: missing). Doing that in Polars before the one conversion
@@ -220,7 +218,7 @@ def dense_matrix(
                 known, list(range(len(known))), default=None, return_dtype=pl.Float64
             )
         columns.append(column.cast(pl.Float32).alias(name))
-    return features.select(columns).to_numpy(order="c" if row_major else "fortran")
+    return features.select(columns).to_numpy(order="c")
 
 
 def _values(series: pl.Series) -> np.ndarray:
