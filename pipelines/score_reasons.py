@@ -221,7 +221,7 @@ def _explained_items(items: pl.DataFrame, targets: pl.DataFrame, per_truck: int)
                     pl.Series("_row", rows[order], dtype=pl.UInt32), *_EXPLAINED_COLUMNS
                 )
     return (
-        items.select(_EXPLAINED_COLUMNS, "risk")
+        items.select(*_EXPLAINED_COLUMNS, "risk")
         .with_row_index("_row")
         .join(targets.select(TRUCK), on=TRUCK, how="semi")
         .sort([*TRUCK, "risk", "_row"], descending=[False, False, True, False])
