@@ -86,13 +86,20 @@ def threshold_signals(
     """Factory: values of the item and of its declaration just under declared limits (splitting)."""
 
     def apply(items: pl.LazyFrame) -> pl.LazyFrame:
-        item_gap = gap_below_threshold(pl.col("customs_value_usd"), thresholds)
-        declaration_gap = gap_below_threshold(pl.col("declaration_value_usd"), thresholds)
+        # Each gap once, its flag from the column (an expression used twice is computed twice).
         return items.with_columns(
-            item_gap.alias("value_gap_below_threshold"),
-            (item_gap <= margin).fill_null(False).cast(pl.Int8).alias("value_just_under_threshold"),
-            declaration_gap.alias("declaration_value_gap_below_threshold"),
-            (declaration_gap <= margin)
+            gap_below_threshold(pl.col("customs_value_usd"), thresholds).alias(
+                "value_gap_below_threshold"
+            ),
+            gap_below_threshold(pl.col("declaration_value_usd"), thresholds).alias(
+                "declaration_value_gap_below_threshold"
+            ),
+        ).with_columns(
+            (pl.col("value_gap_below_threshold") <= margin)
+            .fill_null(False)
+            .cast(pl.Int8)
+            .alias("value_just_under_threshold"),
+            (pl.col("declaration_value_gap_below_threshold") <= margin)
             .fill_null(False)
             .cast(pl.Int8)
             .alias("declaration_value_just_under_threshold"),

@@ -510,7 +510,7 @@ def profile_entity_features(
     )  # fmt: skip
     if source_of_row is not None:
         group_of_row = group_of_row.gather(source_of_row)
-    return per_group.select(pl.all().gather(group_of_row))
+    return per_group[group_of_row]
 
 
 # A run of rows of one declaration and key is counted once when it shortens the rows by more
