@@ -259,6 +259,8 @@ def _reasons_of(frame: pl.DataFrame, reasons: pl.DataFrame, on: list[str]) -> pl
         .sort("_at")
     )
     at = found.get_column("_at").to_numpy()
+    if len(at) > 1 and not np.all(np.diff(at) > 0):
+        raise ValueError(f"reasons name a row twice (keys {on})")
     picked = reasons.select(REASON_COLUMNS)[found.get_column("_of")]
     return pl.DataFrame(
         [_spread(picked.get_column(name), at, frame.height) for name in REASON_COLUMNS]

@@ -287,3 +287,20 @@ def test_an_item_whose_truck_is_missing_gets_no_lane() -> None:
     assert truck_rows(items, trucks).to_list() == [0, None, 0]
     together = pl.DataFrame({"truck_key": ["T1", "T1", "T2"], "crossing": ["A", "A", "B"]})
     assert truck_rows(together, together.unique(maintain_order=True)).to_list() == [0, 0, 1]
+
+
+def test_reasons_naming_a_row_twice_are_refused() -> None:
+    from pipelines.score import _reasons_of
+
+    frame = pl.DataFrame({"declaration_id": ["D1", "D2", "D3"]})
+    reasons = pl.DataFrame(
+        {
+            "declaration_id": ["D3", "D1"],
+            **{c: [["b"], ["a", "a2"]] for c in ("reasons", "reasons_ru", "reasons_en")},
+            "reason_features": [["f"], ["g", "h"]],
+        }
+    )
+    placed = _reasons_of(frame, reasons, ["declaration_id"])
+    assert placed["reasons"].to_list() == [["a", "a2"], [], ["b"]]
+    with pytest.raises(ValueError, match="twice"):
+        _reasons_of(frame, pl.concat([reasons, reasons]), ["declaration_id"])
