@@ -313,19 +313,20 @@ def batch_entity_features(
     judged: pl.DataFrame,
     known: dict[str, pl.DataFrame] | None,
     config: FeatureConfig,
+    order: BatchOrder | None = None,
 ) -> list[pl.DataFrame]:
     """The features of every entity (``ENTITIES``) for every row of ``items`` (carrying the
     key columns), one frame per entity in the rows' order.
 
     ``judged``: the outcome items (``outcome_items``) not already in ``known``. ``known``: a
     profile's event tables by entity name, or None for history mode, where the items and
-    outcomes are the whole past."""
+    outcomes are the whole past. ``order``: ``batch_order(items)`` if the caller has it."""
     events = known or {}
     # Most outcomes are releases without inspection: events that add nothing to any sum.
     judged = judged.filter(
         (pl.col("_inspected") != 0) | (pl.col("_violations") != 0) | (pl.col("_duty") != 0)
     )
-    order = batch_order(items)
+    order = order or batch_order(items)
     prior = profile_prior(order, events.get(EVERYONE.name, _NO_EVENTS), judged, config)
 
     def features(entity: Entity) -> pl.DataFrame:

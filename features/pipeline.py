@@ -141,8 +141,9 @@ def build_features(
     values = reference.transform(items.lazy()).collect(engine=ENGINE)
     del reference
     judged = history.outcome_items(outcomes, items.lazy(), config).collect(engine=ENGINE)
-    entity_features = history.batch_entity_features(items, judged, None, config)
-    return _item_signals(_beside(items, entity_features, values), config, arrivals)
+    order = history.batch_order(items)
+    entity_features = history.batch_entity_features(items, judged, None, config, order)
+    return _item_signals(_beside(items, order, entity_features, values), config, arrivals)
 
 
 def _profile_mode(
@@ -174,17 +175,27 @@ def _profile_mode(
         reference = pool.submit(
             lambda: profiles.reference.transform(items.lazy()).collect(engine=ENGINE)
         )
-        entity_features = history.batch_entity_features(items, judged, profiles.events, config)
-        frame = _beside(items, entity_features, reference.result())
+        order = history.batch_order(items)
+        entity_features = history.batch_entity_features(
+            items, judged, profiles.events, config, order
+        )
+        frame = _beside(items, order, entity_features, reference.result())
     return _item_signals(frame, config, arrivals).collect(engine=ENGINE).lazy()
 
 
 def _beside(
-    items: pl.DataFrame, entity_features: list[pl.DataFrame], reference: pl.DataFrame
+    items: pl.DataFrame,
+    order: history.BatchOrder,
+    entity_features: list[pl.DataFrame],
+    reference: pl.DataFrame,
 ) -> pl.LazyFrame:
-    """Items with their entity features (in their row order) and price-reference features
-    (put beside them when in their order too, else joined on the keys)."""
-    frame = pl.concat([items, *entity_features], how="horizontal")
+    """Items with their declaration's code (``history.DECLARATION``), their entity features
+    (in their row order) and price-reference features (put beside them when in their order
+    too, else joined on the keys)."""
+    frame = pl.concat(
+        [items, order.declaration_of_row.to_frame(history.DECLARATION), *entity_features],
+        how="horizontal",
+    )
     if reference.select(KEYS).equals(items.select(KEYS)):
         return pl.concat([frame, reference.drop(KEYS)], how="horizontal").lazy()
     return frame.lazy().join(reference.lazy(), on=KEYS, how="left", maintain_order="left")
@@ -196,7 +207,7 @@ def _item_signals(
     """The row-level signals of items that carry their entity and reference features, and
     the output columns of ``build_features``."""
     frame = (
-        frame.pipe(behaviour.declaration_and_trip_totals)
+        frame.pipe(behaviour.declaration_and_trip_totals, history.DECLARATION)
         .pipe(behaviour.threshold_signals(config.value_thresholds_usd, config.just_under_margin))
         .pipe(behaviour.weighbridge_gap(arrivals, timedelta(hours=config.arrival_tolerance_hours)))
         .with_columns(

@@ -134,6 +134,15 @@ class UnitValueReference:
         """Per row (keys ``declaration_id``, ``item_no``), for each metric: its log ratio to
         the reference median, its quantile position among the reference values, the level
         used and the number of reference rows. Without a reference at any level: nulls."""
+        if self.valid_from_ is not None and SNAPSHOT and self.periods_:
+            # One period for every row: checked on the first and last time alone (a period
+            # start is monotone in time), row by row only to name a row of another period.
+            self._check_period(items)
+            return self._transform_snapshot(
+                items.select(
+                    "declaration_id", "item_no", "hs_code", "origin_country", *log_metrics()
+                )
+            )
         rows = items.select(
             "declaration_id",
             "item_no",
@@ -237,6 +246,20 @@ class UnitValueReference:
         ).with_columns((pl.col("below") / pl.col("n")).alias("position"))
         return _by_row(frame, scored)
 
+    def _check_period(self, items: pl.LazyFrame) -> None:
+        """Refuse rows outside the compacted reference's period (``_refuse_other_periods``)."""
+        assert self.valid_from_ is not None
+        bounds = (
+            items.select(pl.concat([pl.col("declared_at").min(), pl.col("declared_at").max()]))
+            .collect(engine=ENGINE)
+            .to_series()
+            .drop_nulls()
+        )
+        if (bounds.dt.truncate(self.period) != self.valid_from_).any():
+            items.select(self.periods(pl.col("declared_at")).alias("query_period")).select(
+                _refuse_other_periods(self.valid_from_)
+            ).collect(engine=ENGINE)
+
     def _transform_snapshot(self, rows: pl.LazyFrame) -> pl.LazyFrame:
         """``transform`` of a compacted reference: its one period's reference is fixed, so
         the count and median of every key and the running count of every past value are
@@ -303,6 +326,7 @@ class UnitValueReference:
         Every (pair, metric, level) is looked up at once in long form, a few thousand rows,
         rather than by a join per level and metric."""
         pair = ["hs_code", "origin_country"]
+        pairs = pairs.collect(engine=ENGINE).lazy()  # read by several branches below
         metrics = pl.LazyFrame({"metric": range(len(METRICS))}, schema={"metric": pl.Int64})
         asked = pairs.join(metrics, how="cross")
         chosen = (
