@@ -33,6 +33,10 @@ When compiling happens (``CompilePolicy``), decided from measurements on 2 cores
 - ``RISK_COMPILED_MODEL=false`` turns it off; a failed compile or load logs a warning once and
   falls back to LightGBM for that booster.
 
+Batch scoring hands the boosters a frame's columns (``predict_columns``: each block of rows
+gathered from the columns on the predicting threads, no float32 matrix built first); a
+ready matrix goes through ``predict_together``. Both give the numbers of the float32 matrix.
+
 SHAP contributions (``pred_contrib``) always come from LightGBM: lleaves predicts only.
 """
 
@@ -228,9 +232,9 @@ class Column:
     one per row) with ``missing`` (True where the row has no value, read as NaN) or None.
 
     With ``lookup`` the values are integer codes read through that table: code ``c`` in
-    ``0 .. len(lookup) - 3`` reads ``lookup[c]``, any other code ``lookup[-1]`` (the table
-    ends with two NaN: codes past its end are clipped onto the first, negative ones onto the
-    last), so a categorical code becomes its dense index on the predicting threads.
+    ``0 .. len(lookup) - 3`` reads ``lookup[c]``, any other code NaN (the table ends with
+    two NaN: codes past its end are clipped onto the first, negative ones onto the last),
+    so a categorical code becomes its dense index on the predicting threads.
     """
 
     values: np.ndarray
