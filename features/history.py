@@ -412,45 +412,48 @@ def profile_entity_features(
     ``judged`` the outcome items recorded since the cut-off (``outcome_items``), ``prior`` what
     ``profile_prior`` returns."""
     t = pl.col("declared_at")
-    new_key = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
-    new_group = pl.col("_new_group")
+    new_key, new_group = pl.col("_new_key"), pl.col("_new_group")
     key = key_column(entity)
     source, numbers, source_of_row = _counted_rows(order, key)
+    # Sorted by (key, time, declaration) (see batch_order), each row numbered with its
+    # (key, time) group and with ``_c``, the running count of (key, time, declaration) runs:
+    # a group's count at its first row less its key's gives the declarations of the key
+    # before it, the next group's gives its own.
+    first_key = (pl.col(KEY) != pl.col(KEY).shift(1)).fill_null(True)
     rows = (
         source.lazy()
         .select("_at", pl.col(key).alias(KEY), "declared_at", DECLARATION)
         .drop_nulls(KEY)
-        .sort(
-            KEY, maintain_order=True, multithreaded=False
-        )  # (key, time, declaration): batch_order
-        .with_columns(new_key.alias("_new_key"), (new_key | (t != t.shift(1))).alias("_new_group"))
+        .sort(KEY, maintain_order=True, multithreaded=False)
         .with_columns(
-            # Declarations of the key so far in the batch, the row's own included.
-            grouped_running(
-                (new_group | (pl.col(DECLARATION) != pl.col(DECLARATION).shift(1)))
-                .fill_null(True)
-                .cast(pl.Int64),
-                pl.col("_new_key"),
-            ).alias("_count"),
-            (new_group.cum_sum() - 1).cast(pl.UInt32).alias("_group"),
-            (pl.col("_new_key").cum_sum() - 1).cast(pl.Int64).alias("_keyno"),
-            pl.when(pl.col("_new_key")).then(t).forward_fill().alias("_key_first"),
+            first_key.alias("_new_key"), (first_key | (t != t.shift(1))).alias("_new_group")
         )
-        .with_columns(pl.when(new_group).then(pl.col("_count") - 1).forward_fill().alias("_before"))
+        .with_columns(
+            (new_group | (pl.col(DECLARATION) != pl.col(DECLARATION).shift(1)))
+            .fill_null(True)
+            .cast(pl.Int64)
+            .cum_sum()
+            .alias("_c"),
+            (new_group.cum_sum() - 1).cast(pl.UInt32).alias("_group"),
+        )
         .collect(engine=_ENGINE)
     )
-    # One row per (key, time) of the batch, sorted by both: the last row of each group.
+    runs = rows.get_column("_c")[-1] if rows.height else 0
+    count = pl.col("_c")
+    key_first = pl.when(new_key).then(t).forward_fill()
+    # One row per (key, time) of the batch, sorted by both.
     groups = (
         rows.lazy()
-        .filter(new_group.shift(-1).fill_null(True))
+        .filter(new_group)
         .select(
             KEY,
             "declared_at",
-            "_keyno",
-            pl.col("_before").alias("_batch_n"),
-            (pl.col("_count") - pl.col("_before")).alias("_here"),
-            pl.when(t != pl.col("_key_first")).then(pl.col("_key_first")).alias("_batch_first"),
+            (new_key.cum_sum() - 1).cast(pl.Int64).alias("_keyno"),
+            (count - pl.when(new_key).then(count).forward_fill()).alias("_batch_n"),
+            (count.shift(-1, fill_value=runs + 1) - count).alias("_here"),
+            pl.when(t != key_first).then(key_first).alias("_batch_first"),
         )
+        .collect(engine=_ENGINE)
     )
     totals = (
         known.lazy()
@@ -460,10 +463,10 @@ def profile_entity_features(
             pl.col("_first").min().alias("_pfirst"),
         )
     )
-    frame = groups.join(totals, on=KEY, how="left", maintain_order="left")
+    frame = groups.lazy().join(totals, on=KEY, how="left", maintain_order="left")
     windows = WINDOWS_DAYS if entity.windows else ()
     if windows:
-        frame = frame.with_columns(_window_counts(groups.collect(engine=_ENGINE), known, windows))
+        frame = frame.with_columns(_window_counts(groups, known, windows))
     if judged.height:
         frame = frame.join_asof(
             _outcome_events(judged, entity).select(
