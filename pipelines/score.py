@@ -128,10 +128,16 @@ def score_items(
     if features is None:
         features = compute_features(declarations, scorer, profiles=profiles, arrivals=arrivals)
     risk_f, duty_f = predict_features(scorer, features)
-    # Back from the feature pipeline's row order to the batch's.
-    feature_rows = inverse_rows(features.get_column(ROW).to_numpy(), features.height)
-    risk = np.clip(risk_f[feature_rows], 0.0, 1.0)
-    duty = duty_f[feature_rows]
+    # Back from the feature pipeline's row order to the batch's (ROW is a permutation: in
+    # order, it is the batch's order already).
+    order = features.get_column(ROW)
+    if order.is_sorted():
+        feature_rows = np.arange(features.height)
+        risk, duty = risk_f, duty_f
+    else:
+        feature_rows = inverse_rows(order.to_numpy(), features.height)
+        risk, duty = risk_f[feature_rows], duty_f[feature_rows]
+    risk = np.clip(risk, 0.0, 1.0)
     items = declarations.select(
         *KEYS,
         truck_key(),

@@ -304,3 +304,17 @@ def test_reasons_naming_a_row_twice_are_refused() -> None:
     assert placed["reasons"].to_list() == [["a", "a2"], [], ["b"]]
     with pytest.raises(ValueError, match="twice"):
         _reasons_of(frame, pl.concat([reasons, reasons]), ["declaration_id"])
+
+
+def test_features_in_another_order_score_each_item_the_same() -> None:
+    from pipelines.score import score_items
+
+    w = world()
+    features = compute_features(w.queue, w.scorer, arrivals=w.arrivals)
+    shuffled = features.sample(fraction=1.0, shuffle=True, seed=9)
+    assert not shuffled.get_column("_row").is_sorted()
+    ordered = score_items(w.queue, w.scorer, features=features)
+    again = score_items(w.queue, w.scorer, features=shuffled)
+    assert np.array_equal(ordered.feature_rows, np.arange(w.queue.height))
+    assert again.items.equals(ordered.items)
+    assert again.feature_frame(np.arange(5)).equals(ordered.feature_frame(np.arange(5)))
