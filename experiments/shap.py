@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import weakref
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -293,14 +294,15 @@ class _Builder:
     """Collects the trees' nodes in preorder (see ``ShapForest``)."""
 
     def __init__(self) -> None:
-        self.parent: list[int] = []
-        self.prev: list[int] = []
-        self.feature: list[int] = []
-        self.cover: list[float] = []
-        self.decision: list[int] = []
-        self.side: list[int] = []
-        self.value: list[float] = []
-        self.leaf: list[int] = []
+        # C arrays, not lists: a deep model has hundreds of thousands of nodes.
+        self.parent = array("i")
+        self.prev = array("i")
+        self.feature = array("i")
+        self.cover = array("d")
+        self.decision = array("i")
+        self.side = array("b")
+        self.value = array("d")
+        self.leaf = array("b")
         self.tree_start = [0]
         self.split_start = [0]
         self.split_feature: list[np.ndarray] = []
