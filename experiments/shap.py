@@ -21,10 +21,18 @@ LightGBM's to about 1e-13 (the tests hold them within 1e-9 of ``pred_contrib``).
 Per row and tree the integrand is evaluated at the quadrature points in one pass down the tree
 (the running product of the path's factors) and one pass up (each node's sum over the leaves
 below it): ``nodes × points`` work instead of ``leaves × depth²``, in a small kernel compiled
-by llvmlite (already a dependency through lleaves) and run on row blocks in parallel threads.
-Which way each row goes at every split (the decisions, with LightGBM's missing-value and
-categorical rules) is computed with NumPy and checked against LightGBM's ``pred_leaf`` by the
-tests.
+by llvmlite (already a dependency through lleaves; one generic kernel per number of points,
+about 0.05 s to compile, whatever the model) and run on row blocks in parallel threads.
+Which way each row goes at every split follows LightGBM's rules (|x| <= 1e-35 is 0, missing
+types None/Zero/NaN with the default side, categorical bitsets): numerical splits are decided
+in the kernel, categorical ones with NumPy (``categorical_decisions``); ``decisions`` (NumPy,
+every split) is held to LightGBM's ``pred_leaf`` by the tests, and the contributions to
+``pred_contrib`` within 1e-9 (measured: under 1e-13).
+
+Measured (2-core shared machine, one thread): the benchmark's 88-tree model, 1,335 rows,
+0.08 CPU-s against LightGBM's 0.92; the kcs preset's 869 × 255-leaf model 5.8 ms a row
+against 56 ms. Laying a model out (``from_booster``) costs 0.03 s for the former and about
+1.5 s for the latter, once per booster per process (``forest_for``).
 
 ``ShapForest.from_booster(booster)`` returns None for models it does not cover (several trees
 per iteration, linear trees, a node with zero training rows): callers then use
@@ -54,7 +62,7 @@ logger = logging.getLogger(__name__)
 
 # LightGBM's kZeroThreshold (a float constant widened to double): |x| <= this is "zero".
 ZERO_THRESHOLD = float(np.float32(1e-35))
-# Rows per kernel call: bounds the decisions block (rows × internal nodes bytes).
+# Rows per kernel call (a unit of work of a thread).
 ROW_BLOCK = 64
 # Rows the kernel walks through each node together (see ``_kernel_ir``).
 GROUP = 8

@@ -1,7 +1,8 @@
 """Reasons of a scoring batch: SHAP contributions of the trucks officers will see, in words.
 
-SHAP (``pred_contrib=True``) costs about a hundred predictions per row, so it runs only for
-the items of trucks that end red or yellow, and per truck only for its riskiest items (one by
+Exact SHAP (LightGBM's ``pred_contrib`` values, through ``experiments.shap`` by way of
+``Scorer.contributions``) still costs tens of predictions per row, so it runs only for the
+items of trucks that end red or yellow, and per truck only for its riskiest items (one by
 default: it dominates the truck's risk). The contributions become sentences through the
 feature catalogue (``risk.reasons``), in Russian and in English (``reasons_ru``, ``reasons_en``;
 ``reasons`` is the one ``lang`` names); a truck's hard rule or random selection is stated first.
