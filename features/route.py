@@ -39,7 +39,8 @@ def chinese_goods_via_kazakhstan() -> pl.Expr:
 
 def procedure_is(procedure: str) -> pl.Expr:
     """1 when the item moves under ``procedure`` (transit: diversion risk; internal: re-export)."""
-    return (pl.col("procedure").cast(pl.String) == procedure).cast(pl.Int8).alias(f"is_{procedure}")
+    # Compared as it is stored (an Enum compares to its category's name without making text).
+    return (pl.col("procedure") == procedure).cast(pl.Int8).alias(f"is_{procedure}")
 
 
 def dispatch_from_eaeu_member() -> pl.Expr:
