@@ -163,8 +163,8 @@ def explain(
     for key, crossing, selection, rule_reasons in flagged.select(
         *TRUCK, "selection", "rule_reasons"
     ).iter_rows():
-        indices = by_truck.get((key, crossing))
-        chosen, texts = combined(indices) if indices else ([], no_texts)
+        explained_here = by_truck.get((key, crossing))
+        chosen, texts = combined(explained_here) if explained_here else ([], no_texts)
         pairs = [both(reason) for reason in rule_reasons or []]
         if selection == "random" and crossing not in random_texts:
             random_texts[crossing] = [
