@@ -251,6 +251,10 @@ PACKED_BITS = 63
 _ENGINE = "in-memory"
 
 
+# The key columns a batch is ordered with (``EVERYONE``'s is one constant: not carried).
+ENTITY_KEYS = tuple(key_column(entity) for entity in ENTITIES)
+
+
 @dataclass(frozen=True)
 class BatchOrder:
     """A batch's rows in time order with each declaration's items together (``batch_order``).
@@ -275,7 +279,7 @@ def batch_order(items: pl.DataFrame) -> BatchOrder:
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW),
         "declared_at",
         "declaration_id",
-        *keyed_columns(),
+        *ENTITY_KEYS,
     )
     ids = frame.get_column("declaration_id")
     runs = ids.rle_id()
@@ -302,7 +306,7 @@ def batch_order(items: pl.DataFrame) -> BatchOrder:
     if declarations.height == codes.n_unique():  # each declaration in one run (one time)
         varies = ordered.select(
             ((code == code.shift(1)) & pl.col(c).ne_missing(pl.col(c).shift(1))).any().alias(c)
-            for c in keyed_columns()
+            for c in ENTITY_KEYS
         ).row(0, named=True)
         constant = frozenset(c for c, v in varies.items() if not v)
     return BatchOrder(ordered, declarations, codes.rename(DECLARATION), constant)
