@@ -37,7 +37,8 @@ Batch scoring hands the boosters a frame's columns (``predict_columns``: each bl
 gathered from the columns on the predicting threads, no float32 matrix built first); a
 ready matrix goes through ``predict_together``. Both give the numbers of the float32 matrix.
 
-SHAP contributions (``pred_contrib``) always come from LightGBM: lleaves predicts only.
+lleaves predicts only: SHAP contributions come from ``experiments.shap`` (exact TreeSHAP in its
+own small kernel, LightGBM's ``pred_contrib`` numbers) or, failing that, from LightGBM.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ load_scorer(model_uri)`` gives one; the MLflow pyfunc wraps the same object). It
   documented rule ``duty_at_stake_usd × evasion_share``;
 - ``model_name``, ``model_version`` ("name/N" once registered), ``run_id``, ``source_profile``;
 - ``compile_policy``: large batches predict through the boosters compiled to native code
-  (``experiments.compiled``, lleaves; the same numbers), SHAP contributions through LightGBM.
+  (``experiments.compiled``, lleaves; the same numbers); SHAP contributions through
+  ``experiments.shap`` (exact, LightGBM's ``pred_contrib`` numbers), LightGBM as the fallback.
 
 Use: ``features = scorer.feature_frame(declarations)`` (profile mode, the bundled profiles),
 ``risk = scorer.predict_items(features)``, ``duty = scorer.expected_duty(features, risk)``;

@@ -14,8 +14,8 @@ unchanged (``pipelines.score_dask``). The phases:
    the side customs errs on); its duty at risk is the sum over the items, because an
    inspection of the truck recovers the duty of every item found wrong;
 3. ``risk.lanes.assign_lanes``: capacity per crossing, filled by duty at risk per minute;
-4. ``explain``: SHAP contributions (``pred_contrib=True``, about a hundred predictions' worth
-   each) only for the items of trucks that end red or yellow, turned into reasons through the
+4. ``explain``: exact SHAP contributions (``experiments.shap``: LightGBM's ``pred_contrib``
+   numbers, still about ten predictions' worth each) only for the items of trucks that end red or yellow, turned into reasons through the
    feature catalogue; each truck explains its ``max_items_explained`` riskiest items (one by
    default), and its declarations and items have reasons where one of those items lies.
 
