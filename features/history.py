@@ -9,7 +9,9 @@ How (``batch_entity_features``): the rows are sorted once by time, then stably b
 entity's key, so that a scan counts the declarations of each key before each (key, time);
 outcome events (only those that add something: inspections) are cumulated per key and read by
 an as-of join; the windowed counters are as-of joins on a packed (key number, time) code. All
-is computed once per distinct (key, time) and gathered back to the rows in their order.
+is computed once per distinct (key, time) and gathered back to the rows in their order. A
+declaration counts once per key, so an entity is counted over one row per declaration when
+its key never varies within one, else over runs of a declaration's items with one key.
 
 Entity profiles (``features.profiles``) are the event tables of the past up to a cut-off with
 everything old collapsed into one synthetic event per key (``compact_events``). In profile

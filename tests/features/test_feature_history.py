@@ -11,6 +11,7 @@ import pytest
 from feature_traffic import Traffic, make_traffic
 from polars.testing import assert_frame_equal
 
+from features import history
 from features.config import WINDOWS_DAYS, FeatureConfig
 from features.history import ENTITIES, Entity, entity_feature_names
 from features.pipeline import FEATURE_COLUMNS, KEYS, build_features
@@ -107,8 +108,14 @@ def _naive_history(traffic: Traffic, entity: Entity) -> dict[tuple[str, int], di
     return expected
 
 
+# Keys that vary within a declaration are counted over its rows or over runs of its items
+# with one key (``history.RUNS_WORTH`` picks by how much the runs shorten them): both here.
+@pytest.mark.parametrize("runs_worth", [0.0, 1.0], ids=["rows", "runs"])
 @pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_entity_history_matches_a_naive_implementation(entity: Entity) -> None:
+def test_entity_history_matches_a_naive_implementation(
+    entity: Entity, runs_worth: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "RUNS_WORTH", runs_worth)
     traffic = make_traffic(40, seed=5, days=40, entities=3)
     features = _features(traffic)
     expected = _naive_history(traffic, entity)
@@ -120,6 +127,20 @@ def test_entity_history_matches_a_naive_implementation(entity: Entity) -> None:
                 assert row[name] is None, (row, name)
             else:
                 assert row[name] == pytest.approx(want[name], rel=1e-9, abs=1e-9), (row, name)
+
+
+def test_the_order_of_the_rows_changes_no_feature() -> None:
+    # Shuffled, a declaration's items are no longer together: declarations are then told
+    # apart by rank instead of by runs of rows, and nothing is computed once per run.
+    traffic = make_traffic(60, seed=9, days=30, entities=3)
+    shuffled = Traffic(
+        traffic.declarations.sample(fraction=1.0, shuffle=True, seed=3),
+        traffic.outcomes,
+        traffic.arrivals,
+    )
+    assert not shuffled.declarations.select(KEYS).equals(traffic.declarations.select(KEYS))
+    # Sums over a declaration or trip may add in another order: equal to float rounding.
+    assert_frame_equal(_features(shuffled), _features(traffic), check_exact=False, rel_tol=1e-12)
 
 
 def test_items_of_one_declaration_do_not_see_each_other() -> None:
