@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -218,6 +219,24 @@ def test_a_larger_model_is_compiled_without_inlining_under_its_own_key(
     assert np.max(np.abs(native.predict(rows) - np.asarray(booster.predict(rows)))) <= 1e-9
 
 
+def _compiled_pair(
+    booster: lgb.Booster,
+    regressor: lgb.Booster,
+    cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    block_rows: int,
+    parallel_min_rows: int,
+) -> list[Any]:
+    """Both boosters compiled into ``cache``, predicting in blocks of ``block_rows`` rows and
+    on threads from ``parallel_min_rows`` rows on (small, so that the tests' rows use both)."""
+    monkeypatch.setattr(compiled, "BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", parallel_min_rows)
+    policy = CompilePolicy(cache_dir=cache)
+    natives = [compile_booster(b.model_to_string(), policy) for b in (booster, regressor)]
+    assert natives[0] is not None and natives[1] is not None
+    return natives
+
+
 def test_two_boosters_read_the_matrix_together(
     booster: lgb.Booster,
     regressor: lgb.Booster,
@@ -225,11 +244,7 @@ def test_two_boosters_read_the_matrix_together(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(compiled, "BLOCK_ROWS", 100)
-    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 10)
-    policy = CompilePolicy(cache_dir=tmp_path)
-    natives = [compile_booster(b.model_to_string(), policy) for b in (booster, regressor)]
-    assert natives[0] is not None and natives[1] is not None
+    natives = _compiled_pair(booster, regressor, tmp_path, monkeypatch, 100, 10)
     rows = np.asfortranarray(_unseen_rows(data[0]), dtype=np.float32)
     got = compiled.predict_together([natives[0], natives[1]], rows, 2)
     for out, fitted in zip(got, (booster, regressor), strict=True):
@@ -243,11 +258,7 @@ def test_columns_predict_exactly_as_their_float32_matrix(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(compiled, "BLOCK_ROWS", 64)
-    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 100)
-    policy = CompilePolicy(cache_dir=tmp_path)
-    natives = [compile_booster(b.model_to_string(), policy) for b in (booster, regressor)]
-    assert natives[0] is not None and natives[1] is not None
+    natives = _compiled_pair(booster, regressor, tmp_path, monkeypatch, 64, 100)
     rows = _unseen_rows(data[0])
     missing = np.isnan(rows[:, 0])
     # Integer codes whose missing rows hold garbage, as a null's slot in an Arrow buffer does;
@@ -278,11 +289,7 @@ def test_codes_read_through_a_lookup_and_predictions_finished_as_they_come(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(compiled, "BLOCK_ROWS", 64)
-    monkeypatch.setattr(compiled, "PARALLEL_MIN_ROWS", 100)
-    policy = CompilePolicy(cache_dir=tmp_path)
-    natives = [compile_booster(b.model_to_string(), policy) for b in (booster, regressor)]
-    assert natives[0] is not None and natives[1] is not None
+    natives = _compiled_pair(booster, regressor, tmp_path, monkeypatch, 64, 100)
     rows = _unseen_rows(data[0])  # codes 0..9, 42 (never seen) and missing
     missing = np.isnan(rows[:, 0])
     # Codes shifted by 100 (so that -1 and 150 fall outside the table too), read back as

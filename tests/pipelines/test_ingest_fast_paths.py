@@ -139,13 +139,10 @@ def test_every_character_strip_removes_is_seen_at_either_end() -> None:
             assert verbatim_fields(frame, {"goods_description": "raw"}) == frozenset(), text
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
-def test_clean_typed_file_takes_the_fast_path_with_the_same_result(
-    tmp_path: Path, suffix: str
-) -> None:
-    frame = items()
-    path = tmp_path / f"items{suffix}"
-    if suffix == ".csv":
+def _read_both_ways(frame: pl.DataFrame, path: Path) -> IngestResult:
+    """``frame`` written to ``path`` (CSV or Parquet by its suffix), read with the fast text
+    path and with the general one; the two results must be equal. Returns the fast one."""
+    if path.suffix == ".csv":
         frame.write_csv(path)
     else:
         frame.write_parquet(path)
@@ -153,6 +150,15 @@ def test_clean_typed_file_takes_the_fast_path_with_the_same_result(
     with general_text_path():
         general = read_source(path, "canonical")
     assert_same_result(fast, general)
+    return fast
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_clean_typed_file_takes_the_fast_path_with_the_same_result(
+    tmp_path: Path, suffix: str
+) -> None:
+    frame = items()
+    fast = _read_both_ways(frame, tmp_path / f"items{suffix}")
     assert fast.rows_quarantined == 0
     sources = {f: f for f in ["goods_description", "hs_code", "origin_country", "currency"]}
     assert verbatim_fields(frame, sources) == frozenset(sources)  # the fast path was taken
@@ -195,15 +201,7 @@ def test_hostile_text_gives_the_same_result_on_both_paths(
         frame = frame.with_columns(
             pl.when(index == row).then(cell).otherwise(pl.col(column)).alias(column)
         )
-    path = tmp_path / f"hostile{suffix}"
-    if suffix == ".csv":
-        frame.write_csv(path)
-    else:
-        frame.write_parquet(path)
-    fast = read_source(path, "canonical")
-    with general_text_path():
-        general = read_source(path, "canonical")
-    assert_same_result(fast, general)
+    _read_both_ways(frame, tmp_path / f"hostile{suffix}")
 
 
 # ---------------------------------------------------------------- the weighbridge soft rule
