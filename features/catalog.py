@@ -414,9 +414,9 @@ _DOC_TAIL = """
   counted per entity key strictly before each row's `declared_at` (rows sorted once by time,
   then by key, and scanned; outcome totals read by a backward as-of join that excludes exact
   matches), so items of one declaration never see each other. Windowed counts are the
-  declarations between t - window and t. Outcomes count from their `recorded_at`; an outcome recorded
-  before its own declaration, or more than `outcome_horizon_days` after it, is ignored, so a
-  row's own result can never reach its features.
+  declarations between t - window and t. Outcomes count from their `recorded_at`; an
+  outcome recorded before its own declaration, or more than `outcome_horizon_days` after it,
+  is ignored, so a row's own result can never reach its features.
 - **Violation rates** are (violations + k * prior) / (inspections + k) with k =
   `prior_strength`; the prior is the global rate as of the row's time, itself shrunk towards
   `prior_violation_rate`.

@@ -15,9 +15,10 @@ unchanged (``pipelines.score_dask``). The phases:
    inspection of the truck recovers the duty of every item found wrong;
 3. ``risk.lanes.assign_lanes``: capacity per crossing, filled by duty at risk per minute;
 4. ``explain``: exact SHAP contributions (``experiments.shap``: LightGBM's ``pred_contrib``
-   numbers, still about ten predictions' worth each) only for the items of trucks that end red or yellow, turned into reasons through the
-   feature catalogue; each truck explains its ``max_items_explained`` riskiest items (one by
-   default), and its declarations and items have reasons where one of those items lies.
+   numbers, still about ten predictions' worth each) only for the items of trucks that end
+   red or yellow, turned into reasons through the feature catalogue; each truck explains its
+   ``max_items_explained`` riskiest items (one by default), and its declarations and items
+   have reasons where one of those items lies.
 
 Features and prediction live in ``pipelines.score_features``, reasons in
 ``pipelines.score_reasons``; the file job around it all (read through ingest, quarantine,
