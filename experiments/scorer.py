@@ -194,6 +194,7 @@ class Scorer:
         # A few rows (one truck in the console) finish before a second thread has started.
         threads = 1 if matrix.shape[0] < SMALL_BATCH else self.num_threads
         forest = forest_for(self.booster)
+        out: Any
         if forest is not None:
             out = forest.contributions(dense, threads)
         else:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 import polars as pl
 
@@ -250,7 +251,7 @@ _NO_EVENTS = pl.DataFrame(
 THREADS = 2
 # Bits of a packed (key number, time) code of the window counters (``_window_counts``).
 PACKED_BITS = 63
-_ENGINE = "in-memory"
+_ENGINE: Final = "in-memory"
 
 
 # The key columns a batch is ordered with (``EVERYONE``'s is one constant: not carried).
@@ -556,7 +557,7 @@ def _counted_rows(order: BatchOrder, key: str) -> tuple[pl.DataFrame, int, pl.Se
         .scatter(rows.get_column(ROW), (starts.cum_sum() - 1).cast(pl.UInt32))
     )
     counted = rows.filter(starts).with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_at"))
-    return counted, runs, run_of_row
+    return counted, int(runs), run_of_row
 
 
 def _window_counts(
@@ -574,12 +575,17 @@ def _window_counts(
     keys = groups.filter(pl.col("_keyno") != pl.col("_keyno").shift(1).fill_null(-1)).select(
         KEY, "_keyno"
     )
-    past = known.lazy().select(KEY, TIME, "_n").join(keys.lazy(), on=KEY, how="inner")
-    past = past.collect(engine=_ENGINE)
-    earliest = groups.get_column("declared_at").min() - timedelta(days=max(windows))
+    past = (
+        known.lazy()
+        .select(KEY, TIME, "_n")
+        .join(keys.lazy(), on=KEY, how="inner")
+        .collect(engine=_ENGINE)
+    )
+    first: datetime = groups.get_column("declared_at").min()  # type: ignore[assignment]
+    earliest = first - timedelta(days=max(windows))
     if past.height:
-        earliest = min(earliest, past.get_column(TIME).min())
-    latest = groups.get_column("declared_at").max()
+        earliest = min(earliest, past.get_column(TIME).min())  # type: ignore[type-var,assignment]
+    latest: datetime = groups.get_column("declared_at").max()  # type: ignore[assignment]
     time_bits = int((latest - earliest) // ONE_MICROSECOND + 1).bit_length()
     if time_bits + max(keys.height, 1).bit_length() > PACKED_BITS:
         return _window_counts_by_key(groups, past, windows)
