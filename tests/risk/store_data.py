@@ -20,7 +20,9 @@ import polars as pl
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from risk import store
 from risk.lanes import CapacityConfig, LaneCapacity, assign_lanes, truck_key
 
 # Small enough that a 40-truck queue fills red and yellow only in part.
@@ -39,6 +41,19 @@ class ScoredQueue:
     items: pl.DataFrame
     history_declarations: pl.DataFrame
     history_outcomes: pl.DataFrame
+
+
+def publish(session: Session, queue: ScoredQueue, run_id: str) -> store.PublishSummary:
+    """``queue`` published into the store as run ``run_id`` by model ``grey-import-risk/1``."""
+    return store.publish_scores(
+        session=session,
+        trucks=queue.trucks,
+        declarations=queue.declarations,
+        items=queue.items,
+        run_id=run_id,
+        model_version="grey-import-risk/1",
+        published_by="test",
+    )
 
 
 @cache

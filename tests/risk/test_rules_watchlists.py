@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store_data import (
     ScoredQueue,
     prepare_store,
+    publish,
     scored_queue,
 )
 from typer.testing import CliRunner
@@ -255,18 +256,6 @@ def _published_lanes(sessions: sessionmaker[Session]) -> dict[str, tuple[str, st
         }
 
 
-def _publish(session: Session, queue: ScoredQueue, run_id: str) -> store.PublishSummary:
-    return store.publish_scores(
-        session=session,
-        trucks=queue.trucks,
-        declarations=queue.declarations,
-        items=queue.items,
-        run_id=run_id,
-        model_version="grey-import-risk/1",
-        published_by="test",
-    )
-
-
 def test_publishing_applies_the_active_watch_lists(
     sessions: sessionmaker[Session], users: dict[str, store.User], queue: ScoredQueue
 ) -> None:
@@ -276,13 +265,13 @@ def test_publishing_applies_the_active_watch_lists(
     hit = queue.declarations.filter(pl.col("importer_id") == importer)
     watched_trucks = set(hit.get_column("truck_id"))
     with sessions.begin() as session:
-        assert _publish(session, queue, "before").watch_listed == 0
+        assert publish(session, queue, "before").watch_listed == 0
     before = _published_lanes(sessions)
     assert before[target][0] == "green"
 
     add(sessions, users["supervisor"], importer_ids=importer)
     with sessions.begin() as session:
-        summary = _publish(session, queue, "after")
+        summary = publish(session, queue, "after")
     assert summary.watch_listed == len(watched_trucks)
     after = _published_lanes(sessions)
     for truck_id, (lane, decided_by, reasons) in after.items():
@@ -322,7 +311,7 @@ def test_a_green_entry_releases_a_truck_only_when_every_item_is_on_it(
     target, (importer,) = candidates.row(0)
     add(sessions, users["supervisor"], name="aeo", lane="green", importer_ids=importer)
     with sessions.begin() as session:
-        _publish(session, queue, "run")
+        publish(session, queue, "run")
     lane, decided_by, reasons = _published_lanes(sessions)[target]
     assert (lane, decided_by) == ("green", "rule")
     assert reasons == ["Rule aeo: importer on the watch list after a seizure"]

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from store_data import (
     ScoredQueue,
+    publish,
     scored_queue,
 )
 
@@ -36,18 +37,6 @@ def published(sessions: sessionmaker[Session], queue: ScoredQueue) -> store.Publ
 def users(sessions: sessionmaker[Session]) -> dict[str, store.User]:
     with sessions() as session:
         return {user.role: user for user in store.list_users(session=session)}
-
-
-def publish(session: Session, queue: ScoredQueue, *, run_id: str) -> store.PublishSummary:
-    return store.publish_scores(
-        session=session,
-        trucks=queue.trucks,
-        declarations=queue.declarations,
-        items=queue.items,
-        run_id=run_id,
-        model_version="grey-import-risk/1",
-        published_by="test",
-    )
 
 
 def first_truck(session: Session, lane: str) -> Truck:

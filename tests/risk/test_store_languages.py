@@ -10,7 +10,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 from sqlalchemy import text
-from store_data import ScoredQueue, fresh_postgres_database, postgres_admin_url, scored_queue
+from store_data import (
+    ScoredQueue,
+    fresh_postgres_database,
+    postgres_admin_url,
+    publish,
+    scored_queue,
+)
 
 from risk import store
 from risk.store.db import MIGRATIONS, make_engine, normalise_url
@@ -42,15 +48,7 @@ def _publish(url: str, queue: ScoredQueue, run_id: str) -> store.PublishSummary:
     engine = make_engine(url)
     try:
         with store.session_factory(engine).begin() as session:
-            return store.publish_scores(
-                session=session,
-                trucks=queue.trucks,
-                declarations=queue.declarations,
-                items=queue.items,
-                run_id=run_id,
-                model_version="grey-import-risk/1",
-                published_by="test",
-            )
+            return publish(session, queue, run_id)
     finally:
         engine.dispose()
 
