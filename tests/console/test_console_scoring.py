@@ -383,27 +383,17 @@ def test_the_spot_response_is_the_assembled_batchs(
     for truck in keyed.partition_by("truck_key", maintain_order=True)[:24]:
         scored = score_items(truck.drop("truck_key"), champion_scorer)  # type: ignore[arg-type]
         with_lane = assign_lanes(aggregate_trucks(scored.items), capacity, draw_key="draw_key")
-        reasons = explain(
-            scored,
-            with_lane,
-            champion_scorer,  # type: ignore[arg-type]
-            reasons_for=LANES,
-            random_share={c: 0.4 for c in with_lane["crossing"]},
-        )
-        batch = assemble(scored, with_lane, reasons)
-        expected = _response(batch, batch.trucks.row(0, named=True), published=False)
         for lang in ("en", "ru"):
-            if lang == "ru":
-                reasons = explain(
-                    scored,
-                    with_lane,
-                    champion_scorer,  # type: ignore[arg-type]
-                    reasons_for=LANES,
-                    random_share={c: 0.4 for c in with_lane["crossing"]},
-                    lang="ru",
-                )
-                batch = assemble(scored, with_lane, reasons)
-                expected = _response(batch, batch.trucks.row(0, named=True), published=False)
+            reasons = explain(
+                scored,
+                with_lane,
+                champion_scorer,  # type: ignore[arg-type]
+                reasons_for=LANES,
+                random_share={c: 0.4 for c in with_lane["crossing"]},
+                lang=lang,
+            )
+            batch = assemble(scored, with_lane, reasons)
+            expected = _response(batch, batch.trucks.row(0, named=True), published=False)
             spot = truck_reasons(
                 scored,
                 with_lane.row(0, named=True),
