@@ -13,6 +13,8 @@ from datetime import timedelta
 
 import polars as pl
 
+from risk.soft_rules import truck_at_crossing
+
 TRIP_KEYS = ("trip_id",)
 
 
@@ -225,9 +227,4 @@ WEIGHBRIDGE_RUN = "_weighbridge_run"
 
 
 def _truck_at_crossing() -> pl.Expr:
-    """A truck at a crossing as one number; null without a truck."""
-    return (
-        pl.when(pl.col("truck_id").is_not_null())
-        .then(pl.struct("truck_id", "crossing").hash())
-        .alias(TRUCK_AT_CROSSING)
-    )
+    return truck_at_crossing().alias(TRUCK_AT_CROSSING)

@@ -71,9 +71,11 @@ def weight_far_from_weighbridge(
     return _flags_by_asof(items.lazy(), visits.lazy(), tolerance=tolerance, window=window)
 
 
-def _truck_key() -> pl.Expr:
-    """A truck at a crossing as one 64-bit hash; null without a truck."""
-    return pl.when(pl.col("truck_id").is_not_null()).then(pl.struct(*TRUCK_KEYS).hash())
+def truck_at_crossing() -> pl.Expr:
+    """A truck at a crossing as one 64-bit hash; null without a truck. A join key only: a
+    caller either checks the pairs it joins or accepts a collision's odds (about 1e-9 among a
+    few hundred thousand trucks)."""
+    return pl.when(pl.col("truck_id").is_not_null()).then(pl.struct("truck_id", "crossing").hash())
 
 
 def _flags_one_weighing_per_truck(
@@ -92,7 +94,7 @@ def _flags_one_weighing_per_truck(
     """
     visits = (
         arrivals.lazy()
-        .select(_truck_key().alias("key"), *TRUCK_KEYS, "arrived_at", "weighbridge_kg")
+        .select(truck_at_crossing().alias("key"), *TRUCK_KEYS, "arrived_at", "weighbridge_kg")
         .filter(pl.col("key").is_not_null() & pl.col("weighbridge_kg").is_not_null())
         .collect()
     )
@@ -109,7 +111,7 @@ def _flags_one_weighing_per_truck(
         return None
     visit = (
         items.lazy()
-        .select(_truck_key().alias("key"))
+        .select(truck_at_crossing().alias("key"))
         .join(
             visits.lazy().select("key").with_row_index("visit"),
             on="key",

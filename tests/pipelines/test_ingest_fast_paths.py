@@ -355,7 +355,7 @@ def test_a_hash_collision_cannot_change_a_flag(monkeypatch: pytest.MonkeyPatch) 
         }
     ).with_columns(pl.col("arrived_at").cast(pl.Datetime("us")))
     monkeypatch.setattr(
-        soft_rules, "_truck_key", lambda: pl.col("truck_id").str.len_bytes().cast(pl.UInt64)
+        soft_rules, "truck_at_crossing", lambda: pl.col("truck_id").str.len_bytes().cast(pl.UInt64)
     )
     assert (
         soft_rules._flags_one_weighing_per_truck(
