@@ -15,6 +15,19 @@ import numpy as np
 import numpy.typing as npt
 
 
+def dense_indices(
+    codes: npt.NDArray[np.float64], known: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float32]:
+    """Each code's position among the sorted ``known`` codes; NaN where it is not one of them
+    (a code never seen, or missing)."""
+    out = np.full(len(codes), np.nan, dtype=np.float32)
+    if len(known):
+        position = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+        found = known[position] == codes
+        out[found] = position[found]
+    return out
+
+
 class CategoryIndex:
     """Per categorical column of a feature matrix: the known codes, in order."""
 
@@ -42,14 +55,7 @@ class CategoryIndex:
         """A float32 copy with every categorical code replaced by its dense index."""
         out = np.array(matrix, dtype=np.float32, copy=True)
         for index, known in self._columns:
-            column = out[:, index].astype(np.float64)
-            if len(known) == 0:
-                out[:, index] = np.nan
-                continue
-            position = np.searchsorted(known, column)
-            clipped = np.minimum(position, len(known) - 1)
-            found = known[clipped] == column
-            out[:, index] = np.where(found, clipped, np.nan)
+            out[:, index] = dense_indices(out[:, index].astype(np.float64), known)
         return out
 
     def to_dict(self) -> dict[str, list[float]]:

@@ -261,12 +261,9 @@ def _dense_codes(values: np.ndarray, missing: np.ndarray | None, known: np.ndarr
     if lookup is not None:
         dense = lookup[np.clip(values, -1, len(lookup) - 2)]
     else:
-        column = values.astype(np.float32).astype(np.float64)
-        dense = np.full(len(values), np.nan, dtype=np.float32)
-        if len(known):
-            position = np.minimum(np.searchsorted(known, column), len(known) - 1)
-            found = known[position] == column
-            dense[found] = position[found]
+        from experiments.categories import dense_indices
+
+        dense = dense_indices(values.astype(np.float32).astype(np.float64), known)
     if missing is not None:
         dense[missing] = np.nan
     return dense
