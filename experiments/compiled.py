@@ -44,7 +44,6 @@ own small kernel, LightGBM's ``pred_contrib`` numbers) or, failing that, from Li
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import os
 import re
@@ -197,16 +196,18 @@ def predict_together(
     contiguous = matrix.flags.c_contiguous or matrix.flags.f_contiguous
     source = matrix if contiguous else np.ascontiguousarray(matrix)
 
-    def work(start: int, stop: int) -> None:
-        buffer = np.empty((min(BLOCK_ROWS, stop - start), source.shape[1]), dtype=np.float64)
-        for first in range(start, stop, BLOCK_ROWS):
-            last = min(first + BLOCK_ROWS, stop)
+    def worker() -> Callable[[int, int], None]:
+        buffer = np.empty((min(BLOCK_ROWS, rows), source.shape[1]), dtype=np.float64)
+
+        def predict(first: int, last: int) -> None:
             block = buffer[: last - first]
             block[...] = source[first:last]
             for booster, out in zip(boosters, outs, strict=True):
                 out[first:last] = booster._model.predict(block, n_jobs=1)
 
-    _share_rows(work, rows, threads)
+        return predict
+
+    _over_blocks(worker, rows, threads)
     return outs
 
 
@@ -215,15 +216,27 @@ def _threads_for(rows: int, num_threads: int) -> int:
     return 1 if rows < PARALLEL_MIN_ROWS else threads
 
 
-def _share_rows(work: Callable[[int, int], None], rows: int, threads: int) -> None:
-    """``work(start, stop)`` over ``threads`` equal shares of the rows, one thread each."""
-    bounds = np.linspace(0, rows, threads + 1).astype(int)
-    if threads == 1:
-        work(0, rows)
+def _over_blocks(worker: Callable[[], Callable[[int, int], None]], rows: int, threads: int) -> None:
+    """Every block of ``BLOCK_ROWS`` rows once, ``(first, last)``, on up to ``threads``
+    threads; ``worker()`` gives each thread its function (with its own buffers).
+
+    Threads take the next block as they finish one, so a thread that the machine holds back
+    (other processes on the cores) does not leave the others waiting at the end. The native
+    functions and NumPy's copies release the GIL.
+    """
+    blocks = iter(range(0, rows, BLOCK_ROWS))
+
+    def run() -> None:
+        predict = worker()
+        for first in blocks:  # (next() of a range iterator holds the GIL: each block once)
+            predict(first, min(first + BLOCK_ROWS, rows))
+
+    threads = min(threads, -(-rows // BLOCK_ROWS))
+    if threads <= 1:
+        run()
         return
-    # The native functions and NumPy's copies release the GIL: one thread per share.
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for future in [pool.submit(work, int(a), int(b)) for a, b in itertools.pairwise(bounds)]:
+        for future in [pool.submit(run) for _ in range(threads)]:
             future.result()
 
 
@@ -270,18 +283,14 @@ def predict_columns(
     width = len(columns)
     after = (list(then) + [None] * len(boosters))[: len(boosters)]
 
-    # Threads take the next block as they finish one, so a thread that the machine holds
-    # back (other processes on the cores) does not leave the others waiting at the end.
-    blocks = iter(range(0, rows, BLOCK_ROWS))
-
-    def work(_start: int, _stop: int) -> None:  # (the blocks, not a share of rows)
+    def worker() -> Callable[[int, int], None]:
         size = min(BLOCK_ROWS, rows)
         wide = np.empty((size, width), dtype=np.float64)
         narrow = np.empty(size, dtype=np.float32)
         codes = np.empty(size, dtype=np.int64)
         targets = [wide[:, j] for j in range(width)]
-        for first in blocks:  # (next() of a range iterator holds the GIL: each block once)
-            last = min(first + BLOCK_ROWS, rows)
+
+        def predict(first: int, last: int) -> None:
             n = last - first
             value = narrow[:n]
             for target, column in zip(targets, columns, strict=True):
@@ -299,7 +308,9 @@ def predict_columns(
                 raw = booster._model.predict(block, n_jobs=1)
                 out[first:last] = raw if finish is None else finish(raw)
 
-    _share_rows(work, rows, min(_threads_for(rows, num_threads), -(-rows // BLOCK_ROWS)))
+        return predict
+
+    _over_blocks(worker, rows, _threads_for(rows, num_threads))
     return outs
 
 
