@@ -97,9 +97,20 @@ def format_value(value: object, lang: str = "en") -> str:
     return str(value)
 
 
+def _worded(value: object) -> bool:
+    """Whether ``format_value`` words the value in the officer's language (missing, yes/no)
+    rather than writing it in digits or as it is."""
+    return (
+        value is None or isinstance(value, bool) or (isinstance(value, float) and math.isnan(value))
+    )
+
+
 def render(template: ReasonTemplate | None, feature: str, value: object, lang: str) -> str:
     """The reason sentence; a feature missing from the catalogue still reads sensibly."""
-    shown = format_value(value, lang)
+    return _sentence(template, feature, format_value(value, lang), lang)
+
+
+def _sentence(template: ReasonTemplate | None, feature: str, shown: str, lang: str) -> str:
     if template is None:
         return f"{feature} = {shown}"
     return template.text(lang).replace("{value}", shown)
@@ -121,20 +132,11 @@ def reason_texts_by_language(
     out: dict[str, list[str]] = {lang: [] for lang in langs}
     for c in chosen:
         template = templates.get(c.feature)
-        value = c.value
-        worded = (
-            value is None
-            or isinstance(value, bool)
-            or (isinstance(value, float) and math.isnan(value))
-        )
-        shared = "" if worded else format_value(value)
+        per_language = _worded(c.value)
+        shared = "" if per_language else format_value(c.value)
         for lang in langs:
-            shown = format_value(value, lang) if worded else shared
-            out[lang].append(
-                f"{c.feature} = {shown}"
-                if template is None
-                else template.text(lang).replace("{value}", shown)
-            )
+            shown = format_value(c.value, lang) if per_language else shared
+            out[lang].append(_sentence(template, c.feature, shown, lang))
     return out
 
 
