@@ -18,13 +18,18 @@ from risk.soft_rules import truck_at_crossing
 TRIP_KEYS = ("trip_id",)
 
 
-def trip_id() -> pl.Expr:
-    """The trip a row travels on: truck (or declaration), crossing and day."""
+def trip_id(rows: pl.Expr | None = None) -> pl.Expr:
+    """The trip a row travels on: truck (or declaration), crossing and day; with ``rows`` (a
+    mask), the trips of those rows only."""
+
+    def column(name: str) -> pl.Expr:
+        return pl.col(name) if rows is None else pl.col(name).filter(rows)
+
     return pl.concat_str(
         [
-            pl.coalesce(pl.col("truck_id"), pl.lit("decl:") + pl.col("declaration_id")),
-            pl.col("crossing"),
-            pl.col("declared_at").dt.date().cast(pl.String),
+            pl.coalesce(column("truck_id"), pl.lit("decl:") + column("declaration_id")),
+            column("crossing"),
+            column("declared_at").dt.date().cast(pl.String),
         ],
         separator="|",
     ).alias("trip_id")
@@ -51,20 +56,7 @@ def with_trip_id(items: pl.LazyFrame) -> pl.LazyFrame:
             .rle_id()
             .alias(TRIP_RUN)
         )
-        .with_columns(
-            pl.concat_str(
-                [
-                    pl.coalesce(
-                        pl.col("truck_id"), pl.lit("decl:") + pl.col("declaration_id")
-                    ).filter(first),
-                    pl.col("crossing").filter(first),
-                    pl.col("declared_at").filter(first).dt.date().cast(pl.String),
-                ],
-                separator="|",
-            )
-            .gather(run)
-            .alias("trip_id")
-        )
+        .with_columns(trip_id(first).gather(run).alias("trip_id"))
         .drop(TRIP_RUN)
     )
 

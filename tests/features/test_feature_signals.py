@@ -210,3 +210,35 @@ def test_truck_features_aggregate_their_items(features: pl.DataFrame) -> None:
             assert truck[f"{name}_mean"] == pytest.approx(sum(values) / len(values))
             if name in LOW_IS_RISKY:
                 assert truck[f"{name}_min"] == pytest.approx(min(values))
+
+
+def test_trip_ids_built_per_run_are_the_row_by_row_ones() -> None:
+    from features.behaviour import trip_id, with_trip_id
+
+    day = datetime(2026, 10, 1, 8)
+    frame = pl.DataFrame(
+        {
+            "truck_id": ["T1", "T1", None, None, "T1", "T2", "T2", "T1"],
+            "declaration_id": ["D1", "D1", "D2", "D3", "D4", "D5", "D5", "D6"],
+            "crossing": ["A", "A", "A", "A", "B", "A", None, "A"],
+            "declared_at": [
+                day,
+                day,
+                day,
+                day,
+                day,
+                day + timedelta(days=1),
+                day + timedelta(days=1),
+                day + timedelta(days=1),
+            ],
+        }
+    )
+    for rows in (frame, frame.reverse(), frame.sample(fraction=1.0, shuffle=True, seed=3)):
+        got = with_trip_id(rows.lazy()).collect().get_column("trip_id")
+        assert got.to_list() == rows.select(trip_id()).get_column("trip_id").to_list()
+    assert with_trip_id(frame.lazy()).collect()["trip_id"].to_list()[:4] == [
+        "T1|A|2026-10-01",
+        "T1|A|2026-10-01",
+        "decl:D2|A|2026-10-01",
+        "decl:D3|A|2026-10-01",
+    ]
