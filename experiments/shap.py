@@ -256,8 +256,10 @@ class ShapForest:
 
 
 def enabled() -> bool:
-    """False where ``RISK_EXACT_SHAP`` is set to a false value (0, false, no, off)."""
-    return os.environ.get(ENV_SWITCH, "true").strip().lower() not in {"0", "false", "no", "off"}
+    """``RISK_EXACT_SHAP`` (``risk.settings``: true unless set to a false value)."""
+    from risk.settings import get_settings
+
+    return get_settings().exact_shap
 
 
 _FORESTS: weakref.WeakKeyDictionary[Any, ShapForest | None] = weakref.WeakKeyDictionary()

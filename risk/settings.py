@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     compiled_model: bool = Field(
         True, description="Batch scoring predicts through the compiled model (lleaves)."
     )
+    exact_shap: bool = Field(
+        True,
+        description="Reasons' SHAP values through the project's exact TreeSHAP kernel "
+        "(experiments.shap); false asks LightGBM's pred_contrib.",
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

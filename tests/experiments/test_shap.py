@@ -17,6 +17,7 @@ import pytest
 
 from experiments import shap
 from experiments.shap import ShapForest, forest_for
+from risk.settings import get_settings
 
 TOLERANCE = 1e-9
 
@@ -177,6 +178,7 @@ def test_models_outside_the_kernel_and_the_switch_fall_back(
     booster, _ = _train(MODELS["missing as NaN"])
     assert forest_for(booster) is forest_for(booster) is not None  # built once per booster
     monkeypatch.setenv(shap.ENV_SWITCH, "false")
+    get_settings.cache_clear()
     assert forest_for(booster) is None
 
 

@@ -16,6 +16,7 @@ from experiments import shap
 from pipelines.score import compute_features, score_batch
 from pipelines.score_features import feature_matrix
 from risk.lanes import CapacityConfig, LaneCapacity
+from risk.settings import get_settings
 
 # Ample capacity: most trucks red or yellow, so most get reasons.
 CAPACITY = CapacityConfig(
@@ -44,6 +45,7 @@ def test_batch_reasons_equal_with_lightgbms_shap(
 
     fast = scored()
     monkeypatch.setenv(shap.ENV_SWITCH, "false")
+    get_settings.cache_clear()
     assert shap.forest_for(w.scorer.booster) is None
     reference = scored()
     for name, frame in fast.items():
