@@ -22,7 +22,8 @@ Per row and tree the integrand is evaluated at the quadrature points in one pass
 (the running product of the path's factors) and one pass up (each node's sum over the leaves
 below it): ``nodes × points`` work instead of ``leaves × depth²``, in a small kernel compiled
 by llvmlite (already a dependency through lleaves; one generic kernel per number of points,
-about 0.05 s to compile, whatever the model) and run on row blocks in parallel threads.
+about 0.05 s to compile, whatever the model; ``risk.native``) and run on row blocks in
+parallel threads.
 Which way each row goes at every split follows LightGBM's rules (|x| <= 1e-35 is 0, missing
 types None/Zero/NaN with the default side, categorical bitsets): numerical splits are decided
 in the kernel, categorical ones with NumPy (``categorical_decisions``); ``decisions`` (NumPy,
@@ -515,7 +516,6 @@ _ARGUMENTS = [
     *[ctypes.c_void_p] * 4,  # scratch: product, below, one, left
 ]
 _LOCK = threading.RLock()
-_ENGINES: list[Any] = []  # compiled kernels stay alive with the process
 
 
 def quadrature(points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -528,31 +528,9 @@ def quadrature(points: int) -> tuple[np.ndarray, np.ndarray]:
 @cache
 def _kernel(points: int) -> Any:
     """The compiled kernel for ``points`` quadrature points (compiled once per process)."""
-    import llvmlite.binding as llvm
+    from risk.native import compile_ir
 
-    with _LOCK:
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        module = llvm.parse_assembly(_kernel_ir(points))
-        module.verify()
-        target = llvm.Target.from_default_triple()
-        try:
-            features = llvm.get_host_cpu_features().flatten()
-        except RuntimeError:
-            features = ""
-        machine = target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=features, opt=3
-        )
-        builder = llvm.PassManagerBuilder()
-        builder.opt_level = 3
-        passes = llvm.ModulePassManager()
-        builder.populate(passes)
-        passes.run(module)
-        engine = llvm.create_mcjit_compiler(module, machine)
-        engine.finalize_object()
-        _ENGINES.append(engine)
-        address = engine.get_function_address("treeshap")
-    return ctypes.CFUNCTYPE(None, *_ARGUMENTS)(address)
+    return compile_ir(_kernel_ir(points), "treeshap", None, _ARGUMENTS)
 
 
 def _kernel_ir(points: int) -> str:

@@ -1,0 +1,185 @@
+"""Small native kernels: LLVM IR built with llvmlite, compiled in this process, called by ctypes.
+
+Some loops have no fast form in Polars or NumPy: a pass over a million rows that keeps state
+per key, a binary search per row. They are written here as LLVM IR with ``llvmlite.ir`` (a
+dependency already, through lleaves), compiled at -O3 for the host CPU in about 0.05 s, once
+per process, and called through ctypes, which releases the GIL for the call: two threads run
+two kernels at once.
+
+``Kernel`` is an ``ir.IRBuilder`` with the few habits that make IR readable as code: stack
+variables (``var``; LLVM's mem2reg turns them into registers, so no phi nodes by hand), counted
+and conditional loops (``loop``, ``while_``), and indexed loads and stores (``load``,
+``store``). ``compile`` returns the ctypes function; the compiled code stays alive with the
+process.
+
+    k = Kernel("total", [I64, F64.as_pointer(), F64.as_pointer()])
+    n, values, out = k.args
+    total = k.var(F64, 0.0)
+    with k.loop(k.const(0), n) as i:
+        total.set(k.b.fadd(total.get(), k.load(values, i)))
+    k.store(total.get(), out, k.const(0))
+    function = k.compile([ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p])
+
+Pass NumPy arrays with ``pointer(array)``: C-contiguous, of the type the kernel reads, and held
+by the caller for the whole call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+F64 = ir.DoubleType()
+F32 = ir.FloatType()
+I64 = ir.IntType(64)
+I32 = ir.IntType(32)
+I8 = ir.IntType(8)
+I1 = ir.IntType(1)
+
+_LOCK = threading.RLock()
+_ENGINES: list[Any] = []  # compiled code stays alive with the process
+
+
+def pointer(array: np.ndarray) -> int:
+    """The address of a C-contiguous array's data, for a kernel's pointer argument."""
+    if not array.flags.c_contiguous:
+        raise ValueError("a kernel reads C-contiguous arrays only")
+    return int(array.ctypes.data)
+
+
+def compile_ir(
+    text: str, name: str, restype: Any, argtypes: Sequence[Any], *, opt: int = 3
+) -> Callable[..., Any]:
+    """Compile LLVM IR ``text`` for the host CPU and return its function ``name`` as a ctypes
+    function (``restype``, ``argtypes``: ctypes types)."""
+    import llvmlite.binding as llvm
+
+    with _LOCK:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        module = llvm.parse_assembly(text)
+        module.verify()
+        target = llvm.Target.from_default_triple()
+        try:
+            features = llvm.get_host_cpu_features().flatten()
+        except RuntimeError:
+            features = ""
+        machine = target.create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=features, opt=opt
+        )
+        builder = llvm.PassManagerBuilder()
+        builder.opt_level = opt
+        passes = llvm.ModulePassManager()
+        builder.populate(passes)
+        passes.run(module)
+        engine = llvm.create_mcjit_compiler(module, machine)
+        engine.finalize_object()
+        _ENGINES.append(engine)
+        address = engine.get_function_address(name)
+    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+
+
+class Var:
+    """A stack variable of a kernel (``Kernel.var``)."""
+
+    def __init__(self, kernel: Kernel, slot: Any) -> None:
+        self._kernel = kernel
+        self.slot = slot
+
+    def get(self) -> Any:
+        return self._kernel.b.load(self.slot)
+
+    def set(self, value: Any) -> None:
+        self._kernel.b.store(value, self.slot)
+
+
+class Kernel:
+    """One function being written: ``b`` is its ``ir.IRBuilder``, ``args`` its arguments
+    (pointer arguments are marked ``noalias``: a kernel's arrays must not overlap)."""
+
+    def __init__(self, name: str, args: Sequence[ir.Type], ret: ir.Type | None = None) -> None:
+        self.name = name
+        self.module = ir.Module(name=name)
+        self.function = ir.Function(self.module, ir.FunctionType(ret or ir.VoidType(), args), name)
+        for argument in self.function.args:
+            if isinstance(argument.type, ir.PointerType):
+                argument.attributes.add("noalias")
+        self._entry = self.function.append_basic_block("entry")
+        self._allocas = ir.IRBuilder(self._entry)
+        self.b = ir.IRBuilder(self.function.append_basic_block("start"))
+        self._compiled: Callable[..., Any] | None = None
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return tuple(self.function.args)
+
+    @staticmethod
+    def const(value: int | float, type_: ir.Type = I64) -> ir.Constant:
+        return ir.Constant(type_, value)
+
+    def var(self, type_: ir.Type, initial: Any) -> Var:
+        """A mutable variable, set to ``initial`` (an IR value or a Python number) here."""
+        slot = self._allocas.alloca(type_)
+        variable = Var(self, slot)
+        if not isinstance(initial, ir.Value):
+            initial = ir.Constant(type_, initial)
+        variable.set(initial)
+        return variable
+
+    def load(self, array: Any, index: Any) -> Any:
+        return self.b.load(self.b.gep(array, [index]))
+
+    def store(self, value: Any, array: Any, index: Any) -> None:
+        self.b.store(value, self.b.gep(array, [index]))
+
+    @contextmanager
+    def loop(self, start: Any, stop: Any, step: int = 1) -> Iterator[Any]:
+        """``for index in range(start, stop, step)`` (i64; ``step`` may be negative)."""
+        index = self.var(start.type, start)
+        head = self.function.append_basic_block("loop")
+        body = self.function.append_basic_block("body")
+        done = self.function.append_basic_block("done")
+        self.b.branch(head)
+        self.b.position_at_end(head)
+        current = index.get()
+        going = "<" if step > 0 else ">"
+        self.b.cbranch(self.b.icmp_signed(going, current, stop), body, done)
+        self.b.position_at_end(body)
+        yield current
+        index.set(self.b.add(current, ir.Constant(start.type, step)))
+        self.b.branch(head)
+        self.b.position_at_end(done)
+
+    @contextmanager
+    def while_(self, condition: Callable[[], Any]) -> Iterator[None]:
+        """``while condition():`` (``condition`` builds the test, an i1, at the loop's head)."""
+        head = self.function.append_basic_block("while")
+        body = self.function.append_basic_block("body")
+        done = self.function.append_basic_block("done")
+        self.b.branch(head)
+        self.b.position_at_end(head)
+        self.b.cbranch(condition(), body, done)
+        self.b.position_at_end(body)
+        yield
+        self.b.branch(head)
+        self.b.position_at_end(done)
+
+    def ir(self) -> str:
+        """The module's IR text, the function finished (a ``ret void`` where it falls off)."""
+        if not self.b.block.is_terminated:
+            self.b.ret_void()
+        if not self._entry.is_terminated:
+            self._allocas.branch(self.function.blocks[1])
+        return str(self.module)
+
+    def compile(self, argtypes: Sequence[Any], restype: Any = None) -> Callable[..., Any]:
+        """The compiled function, as a ctypes function of ``argtypes`` returning ``restype``."""
+        if self._compiled is None:
+            self._compiled = compile_ir(self.ir(), self.name, restype, argtypes)
+        return self._compiled

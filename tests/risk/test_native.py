@@ -1,0 +1,65 @@
+"""The native-kernel toolkit: variables, loops and compiled calls agree with NumPy."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+
+from risk.native import F64, I64, Kernel, pointer
+
+
+def _running_sums() -> Kernel:
+    # out[i] = sum of values[:i + 1], restarting after every negative value.
+    k = Kernel("running", [I64, F64.as_pointer(), F64.as_pointer()])
+    n, values, out = k.args
+    total = k.var(F64, 0.0)
+    with k.loop(k.const(0), n) as i:
+        value = k.load(values, i)
+        total.set(k.b.fadd(total.get(), value))
+        k.store(total.get(), out, i)
+        with k.b.if_then(k.b.fcmp_ordered("<", value, Kernel.const(0.0, F64))):
+            total.set(Kernel.const(0.0, F64))
+    return k
+
+
+def test_a_loop_with_state_gives_numpy_s_answer() -> None:
+    function = _running_sums().compile([ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p])
+    values = np.random.default_rng(3).normal(size=10_001)
+    out = np.empty_like(values)
+    function(values.size, pointer(values), pointer(out))
+    expected = np.empty_like(values)
+    total = 0.0
+    for i, value in enumerate(values):
+        total += value
+        expected[i] = total
+        if value < 0:
+            total = 0.0
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_while_and_backward_loops() -> None:
+    # out = the number of halvings that bring n to 1, and the sum of n-1 .. 0 counted down.
+    k = Kernel("halvings", [I64, I64.as_pointer()])
+    n, out = k.args
+    x = k.var(I64, n)
+    steps = k.var(I64, 0)
+    with k.while_(lambda: k.b.icmp_signed(">", x.get(), k.const(1))):
+        x.set(k.b.sdiv(x.get(), k.const(2)))
+        steps.set(k.b.add(steps.get(), k.const(1)))
+    k.store(steps.get(), out, k.const(0))
+    total = k.var(I64, 0)
+    with k.loop(k.b.sub(n, k.const(1)), k.const(-1), step=-1) as i:
+        total.set(k.b.add(total.get(), i))
+    k.store(total.get(), out, k.const(1))
+    function = k.compile([ctypes.c_int64, ctypes.c_void_p])
+    for value in (1, 2, 1000, 10**6 + 3):
+        result = np.zeros(2, dtype=np.int64)
+        function(value, pointer(result))
+        assert result.tolist() == [int(value).bit_length() - 1, value * (value - 1) // 2]
+
+
+def test_an_array_that_is_not_contiguous_is_refused() -> None:
+    with pytest.raises(ValueError, match="contiguous"):
+        pointer(np.zeros((4, 4))[:, 1])
