@@ -307,3 +307,48 @@ def test_codes_read_through_a_lookup_and_predictions_finished_as_they_come(
     got = compiled.predict_columns([natives[0], natives[1]], columns, 2, then=[np.negative])
     assert np.array_equal(got[0], -expected[0])
     assert np.array_equal(got[1], expected[1])
+
+
+def test_the_gather_kernel_reads_every_value_type_as_numpy_casts_it() -> None:
+    rng = np.random.default_rng(11)
+    rows = 9_000
+    big = rng.integers(-(2**62), 2**62, rows)
+    columns = [
+        compiled.Column(rng.normal(size=rows) * 1e6),
+        compiled.Column(rng.normal(size=rows).astype(np.float32)),
+        compiled.Column(big),
+        compiled.Column(rng.integers(-(2**31), 2**31, rows).astype(np.int32)),
+        compiled.Column(rng.integers(-300, 300, rows).astype(np.int16)),
+        compiled.Column(rng.integers(-100, 100, rows).astype(np.int8), rng.random(rows) < 0.3),
+        compiled.Column(big.astype(np.uint64)),
+        compiled.Column(rng.integers(0, 2**32, rows).astype(np.uint32)),
+        compiled.Column(rng.integers(0, 2**16, rows).astype(np.uint16)),
+        compiled.Column(rng.random(rows) < 0.5),
+        compiled.Column(rng.integers(-3, 40, rows).astype(np.int64), None, _table(30)),
+        compiled.Column(
+            rng.integers(-3, 40, rows).astype(np.int8), rng.random(rows) < 0.1, _table(5)
+        ),
+    ]
+    expected = np.empty((rows, len(columns)), dtype=np.float32)
+    for j, column in enumerate(columns):
+        if column.lookup is None:
+            expected[:, j] = column.values
+        else:
+            codes = np.clip(column.values.astype(np.int64), -1, len(column.lookup) - 2)
+            expected[:, j] = np.take(column.lookup, codes)
+        if column.missing is not None:
+            expected[column.missing, j] = np.nan
+    layout = compiled._Layout(columns)
+    out = np.full((4_096, len(columns)), -7.0)
+    for first in (0, 4_096, 8_192):
+        count = min(4_096, rows - first)
+        layout.gather(first, count, out)
+        np.testing.assert_array_equal(
+            out[:count], expected[first : first + count].astype(np.float64)
+        )
+
+
+def _table(codes: int) -> np.ndarray:
+    table = np.full(codes + 2, np.nan, dtype=np.float32)
+    table[:codes:2] = np.arange(0, codes, 2)
+    return table
