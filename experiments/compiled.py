@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from risk.atomic import atomic_path
+from risk.native import default_cache_dir, read_checked, write_checked
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -84,12 +84,6 @@ PARALLEL_MIN_ROWS = 20_000
 BLOCK_ROWS = 4_096
 CACHE_SUBDIR = "compiled-models"
 _OBJECT_SUFFIX = ".o"
-
-
-def default_cache_dir() -> Path:
-    """The user's cache folder for this project (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "grey-import-risk"
 
 
 @dataclass(frozen=True)
@@ -450,20 +444,6 @@ def _object_path(policy: CompilePolicy, key: str) -> Path:
     return policy.object_dir / f"{key}{_OBJECT_SUFFIX}"
 
 
-def _checksum_path(target: Path) -> Path:
-    return target.with_name(target.name + ".sha256")
-
-
-def _intact(target: Path) -> bool:
-    """The object file is there and its bytes are the ones written (LLVM aborts the whole
-    process on a damaged object instead of raising, so nothing unchecked reaches it)."""
-    try:
-        expected = _checksum_path(target).read_text(encoding="ascii").strip()
-        return hashlib.sha256(target.read_bytes()).hexdigest() == expected
-    except OSError:
-        return False
-
-
 def _lleaves_model(model_text: str, folder: str) -> Any:
     import lleaves
 
@@ -489,21 +469,19 @@ def compile_booster(
     with tempfile.TemporaryDirectory(prefix="risk-lleaves-") as folder:
         model = _lleaves_model(model_text, folder)
         if target.is_file():
-            if _intact(target):
+            # (LLVM aborts the whole process on a damaged object instead of raising, so
+            # nothing unchecked reaches it.)
+            if read_checked(target) is not None:
                 model.compile(cache=str(target))
                 return CompiledBooster(model, key, time.perf_counter() - start, from_cache=True)
             log.warning("compiled model %s is damaged; compiling it again", target)
         if not allow_compile:
             return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # lleaves writes the object where it is told: a temporary name beside the target,
-        # checked and renamed when complete, so that no reader sees half a file.
+        # lleaves writes the object where it is told: a temporary file, then stored with its
+        # checksum, each renamed into place when complete, so that no reader sees half a file.
         partial = Path(folder) / "model.o"
         model.compile(cache=str(partial), finline=inline)
-        with atomic_path(_checksum_path(target)) as tmp:
-            tmp.write_text(hashlib.sha256(partial.read_bytes()).hexdigest(), encoding="ascii")
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(partial.read_bytes())
+        write_checked(target, partial.read_bytes())
     return CompiledBooster(model, key, time.perf_counter() - start, from_cache=False)
 
 

@@ -22,14 +22,25 @@ process.
 
 Pass NumPy arrays with ``pointer(array)``: C-contiguous, of the type the kernel reads, and held
 by the caller for the whole call.
+
+Object code is cached on disk (``RISK_CACHE_DIR``, default the user's cache folder, under
+``native-kernels``), keyed by the SHA-256 of the IR, the llvmlite version and the host's
+triple, CPU and CPU features: a later process loads a kernel in about a millisecond instead
+of compiling it. A cached file is used only when its checksum matches (LLVM aborts the
+process on a damaged object rather than raising); a cache that cannot be written is skipped.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,8 +53,73 @@ I32 = ir.IntType(32)
 I8 = ir.IntType(8)
 I1 = ir.IntType(1)
 
+CACHE_SUBDIR = "native-kernels"
+
+log = logging.getLogger(__name__)
 _LOCK = threading.RLock()
 _ENGINES: list[Any] = []  # compiled code stays alive with the process
+
+
+def default_cache_dir() -> Path:
+    """The user's cache folder for this project (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "grey-import-risk"
+
+
+def checksum_path(target: Path) -> Path:
+    """Where the SHA-256 of a cached object file is kept."""
+    return target.with_name(target.name + ".sha256")
+
+
+def read_checked(target: Path) -> bytes | None:
+    """A cached file's bytes if it is there and they are the ones written, else None."""
+    try:
+        data = target.read_bytes()
+        expected = checksum_path(target).read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == expected else None
+
+
+def write_checked(target: Path, data: bytes) -> None:
+    """Write a cache file and its checksum, each atomically (the checksum first: a reader
+    that finds the file finds the checksum it must match)."""
+    from risk.atomic import atomic_path
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(checksum_path(target)) as tmp:
+        tmp.write_text(hashlib.sha256(data).hexdigest(), encoding="ascii")
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def _kernel_folder() -> Path:
+    from risk.settings import get_settings
+
+    configured = get_settings().cache_dir
+    return (configured if configured is not None else default_cache_dir()) / CACHE_SUBDIR
+
+
+@cache
+def _host() -> str:
+    """What object code depends on besides the IR: llvmlite, triple, CPU and its features."""
+    from importlib.metadata import version
+
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    return "\n".join([f"llvmlite {version('llvmlite')}", llvm.get_process_triple(), *_cpu()])
+
+
+def _cpu() -> tuple[str, str]:
+    import llvmlite.binding as llvm
+
+    try:
+        features = llvm.get_host_cpu_features().flatten()
+    except RuntimeError:  # LLVM cannot detect them everywhere
+        features = ""
+    return llvm.get_host_cpu_name(), features
 
 
 def pointer(array: np.ndarray) -> int:
@@ -56,32 +132,40 @@ def pointer(array: np.ndarray) -> int:
 def compile_ir(
     text: str, name: str, restype: Any, argtypes: Sequence[Any], *, opt: int = 3
 ) -> Callable[..., Any]:
-    """Compile LLVM IR ``text`` for the host CPU and return its function ``name`` as a ctypes
-    function (``restype``, ``argtypes``: ctypes types)."""
+    """Compile LLVM IR ``text`` for the host CPU (or load its object code from the cache)
+    and return its function ``name`` as a ctypes function (``restype``, ``argtypes``: ctypes
+    types)."""
     import llvmlite.binding as llvm
 
     with _LOCK:
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
+        key = hashlib.sha256(f"{text}\n{_host()}\nopt={opt}".encode()).hexdigest()
+        target = _kernel_folder() / f"{key}.o"
+        cached = read_checked(target)
         module = llvm.parse_assembly(text)
-        module.verify()
-        target = llvm.Target.from_default_triple()
-        try:
-            features = llvm.get_host_cpu_features().flatten()
-        except RuntimeError:
-            features = ""
-        machine = target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=features, opt=opt
+        cpu, features = _cpu()
+        machine = llvm.Target.from_default_triple().create_target_machine(
+            cpu=cpu, features=features, opt=opt
         )
-        builder = llvm.PassManagerBuilder()
-        builder.opt_level = opt
-        passes = llvm.ModulePassManager()
-        builder.populate(passes)
-        passes.run(module)
+        if cached is None:
+            module.verify()
+            builder = llvm.PassManagerBuilder()
+            builder.opt_level = opt
+            passes = llvm.ModulePassManager()
+            builder.populate(passes)
+            passes.run(module)
         engine = llvm.create_mcjit_compiler(module, machine)
+        produced: list[bytes] = []
+        engine.set_object_cache(
+            lambda _module, data: produced.append(bytes(data)), lambda _module: cached
+        )
         engine.finalize_object()
         _ENGINES.append(engine)
         address = engine.get_function_address(name)
+        if cached is None and produced:
+            try:
+                write_checked(target, produced[0])
+            except OSError as error:  # a read-only home: compiled again next time
+                log.info("native kernel %s not cached (%s)", name, error)
     return ctypes.CFUNCTYPE(restype, *argtypes)(address)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from risk import native
 from risk.native import F64, I64, Kernel, pointer
 
 
@@ -63,3 +66,59 @@ def test_while_and_backward_loops() -> None:
 def test_an_array_that_is_not_contiguous_is_refused() -> None:
     with pytest.raises(ValueError, match="contiguous"):
         pointer(np.zeros((4, 4))[:, 1])
+
+
+def _doubler() -> tuple[str, list[object]]:
+    k = Kernel("doubler", [I64, I64.as_pointer()])
+    n, out = k.args
+    with k.loop(k.const(0), n) as i:
+        k.store(k.b.mul(i, k.const(2)), out, i)
+    return k.ir(), [ctypes.c_int64, ctypes.c_void_p]
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from risk.settings import get_settings
+
+    monkeypatch.setenv("RISK_CACHE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield tmp_path / native.CACHE_SUBDIR
+    get_settings.cache_clear()
+
+
+def test_object_code_is_cached_checked_and_recompiled_when_damaged(cache_dir: Path) -> None:
+    text, argtypes = _doubler()
+
+    def run() -> list[int]:
+        function = native.compile_ir(text, "doubler", None, argtypes)
+        out = np.zeros(5, dtype=np.int64)
+        function(5, pointer(out))
+        return out.tolist()
+
+    assert run() == [0, 2, 4, 6, 8]
+    (cached,) = cache_dir.glob("*.o")
+    written = cached.read_bytes()
+    assert native.read_checked(cached) == written
+    assert run() == [0, 2, 4, 6, 8]  # loaded from the cache
+    cached.write_bytes(written[: len(written) // 2])  # a damaged file is not trusted
+    assert native.read_checked(cached) is None
+    assert run() == [0, 2, 4, 6, 8]
+    assert native.read_checked(cached) == written
+
+
+def test_a_cache_that_cannot_be_written_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from risk.settings import get_settings
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("RISK_CACHE_DIR", str(blocker))
+    get_settings.cache_clear()
+    try:
+        text, argtypes = _doubler()
+        out = np.zeros(3, dtype=np.int64)
+        native.compile_ir(text, "doubler", None, argtypes)(3, pointer(out))
+        assert out.tolist() == [0, 2, 4]
+    finally:
+        get_settings.cache_clear()
