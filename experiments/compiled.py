@@ -321,7 +321,7 @@ class _Layout:
         def address(array: np.ndarray | None, dtype: Any = None) -> int:
             if array is None:
                 return 0
-            array = np.ascontiguousarray(array if dtype is None else array.astype(dtype))
+            array = np.ascontiguousarray(array, dtype=dtype)
             kept.append(array)
             return int(array.ctypes.data)
 
