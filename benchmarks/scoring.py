@@ -33,14 +33,16 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# As `risk` does for every command: OpenMP threads sleep while they wait (spinning ones cost
-# LightGBM 3-12x on a shared machine).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Run as a script, this folder comes first on sys.path, and benchmarks/features.py would hide
 # the features package: the repository root goes first instead.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
+# As `risk` does for every command (risk.process): OpenMP threads sleep while they wait, and
+# Polars' allocator keeps freed memory for reuse a while.
+from risk.process import tune_process  # noqa: E402
+
+tune_process()
 
 ITEMS_PER_TRUCK = 4.66  # the generator's mean load
 

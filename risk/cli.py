@@ -7,9 +7,9 @@ Heavy libraries (MLflow, LightGBM, FastAPI) are imported inside the commands, so
 
 from __future__ import annotations
 
-import os
-
 import typer
+
+from risk.process import tune_process
 
 app = typer.Typer(
     name="risk",
@@ -22,9 +22,8 @@ app = typer.Typer(
 
 @app.callback()
 def _before_any_command() -> None:
-    # LightGBM's OpenMP threads spin while they wait; on a crossing's small shared machine that
-    # made training and scoring 3-12x slower. Sleeping waits cost little on an idle machine.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP waits and Polars' allocator, set before any command loads them (risk.process).
+    tune_process()
 
 
 # Each job registers itself here, one line per command (keep alphabetical within groups).
