@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipelines.runs import run_starts, run_totals
 from pipelines.score_features import (
     KEYS,
     ROW,
@@ -168,7 +169,17 @@ def score_items(
 
 def any_wrong(column: str = "risk") -> pl.Expr:
     """1 - prod(1 - p): the chance that at least one of independent items is wrong."""
-    return 1.0 - pl.col(column).clip(0.0, 1.0).neg().log1p().sum().exp()
+    return 1.0 - _log_none_wrong(column).sum().exp()
+
+
+def _log_none_wrong(column: str = "risk") -> pl.Expr:
+    """log(1 - p) per item: ``any_wrong`` sums these over a group."""
+    return pl.col(column).clip(0.0, 1.0).neg().log1p()
+
+
+def _any_wrong_of(log_sums: np.ndarray) -> pl.Series:
+    """``any_wrong`` from the sums of ``_log_none_wrong`` (as Polars computes it)."""
+    return 1.0 - pl.Series("risk", log_sums, dtype=pl.Float64).exp()
 
 
 def aggregate_trucks(items: pl.DataFrame) -> pl.DataFrame:
@@ -179,7 +190,17 @@ def aggregate_trucks(items: pl.DataFrame) -> pl.DataFrame:
     truck's riskiest item (the earliest of equals), the one ``explain`` explains.
     """
     ruled = items.get_column("rule_lane").null_count() < items.height
-    trucks = (
+    trucks = _trucks_by_runs(items, ruled)
+    if trucks is None:
+        trucks = _trucks_by_group_by(items, ruled)
+    if ruled:
+        return trucks.with_columns(truck_rule_columns()).drop(RULE_HELPERS)
+    return trucks.with_columns(rule_lane=pl.lit(None, dtype=pl.String), rule_reasons=_NO_REASONS)
+
+
+def _trucks_by_group_by(items: pl.DataFrame, ruled: bool) -> pl.DataFrame:
+    """``aggregate_trucks``' aggregations by grouping (any row order): the definition."""
+    return (
         items.with_row_index(TOP_ITEM)
         .group_by(TRUCK, maintain_order=True)
         .agg(
@@ -201,9 +222,57 @@ def aggregate_trucks(items: pl.DataFrame) -> pl.DataFrame:
             *(truck_rule_aggregations() if ruled else []),
         )
     )
-    if ruled:
-        return trucks.with_columns(truck_rule_columns()).drop(RULE_HELPERS)
-    return trucks.with_columns(rule_lane=pl.lit(None, dtype=pl.String), rule_reasons=_NO_REASONS)
+
+
+def _trucks_by_runs(items: pl.DataFrame, ruled: bool) -> pl.DataFrame | None:
+    """``_trucks_by_group_by``'s frame from the runs of the items' trucks (``pipelines.runs``),
+    or None where the items are not in runs (then the group-by decides).
+
+    A queue lists a truck's items together, a declaration's items together too: a truck's
+    declarations are the runs of declarations within its run, and the least declaration id,
+    the earliest time, the sums and the riskiest item come from one native pass.
+    """
+    if not items.height:
+        return None
+    starts = run_starts(items, TRUCK)
+    parts = None if starts is None else run_starts(items, [*TRUCK, "declaration_id"])
+    if starts is None or parts is None:
+        return None
+    totals = run_totals(
+        starts,
+        risk=items.get_column("risk"),
+        log_terms=items.select(_log_none_wrong()).to_series(),
+        duty=items.get_column("duty_at_risk_usd"),
+        when=items.get_column("declared_at"),
+        parts=parts[:-1],
+        texts=items.get_column("declaration_id"),
+    )
+    if totals is None or totals.n_parts is None or totals.least_part_row is None:
+        return None
+    heads = items.select(*TRUCK, "truck_id")[starts[:-1]]
+    least = items.get_column("declaration_id").gather(totals.least_part_row)
+    trucks = heads.with_columns(
+        pl.concat_str(*TRUCK, pl.lit(least), separator="|").alias("draw_key"),
+        pl.Series("first_declared_at", totals.earliest).cast(items.schema["declared_at"]),
+        pl.Series("n_declarations", totals.n_parts, dtype=pl.Int64),
+        pl.Series("n_items", np.diff(starts), dtype=pl.Int64),
+        _any_wrong_of(totals.log_sum),
+        pl.Series("duty_at_risk_usd", totals.duty_sum, dtype=pl.Float64),
+        pl.Series("max_item_risk", totals.max_risk, dtype=pl.Float64),
+        pl.Series(TOP_ITEM, totals.top_row, dtype=pl.Int64),
+    )
+    if not ruled:
+        return trucks
+    # The rules' aggregations by the trucks' runs: an integer key, in order already.
+    run = np.repeat(np.arange(len(starts) - 1, dtype=np.int64), np.diff(starts))
+    rules = (
+        items.select("rule_lane", "rule_reason")
+        .with_columns(pl.Series("_run", run))
+        .group_by("_run", maintain_order=True)
+        .agg(truck_rule_aggregations())
+        .drop("_run")
+    )
+    return trucks.hstack(rules)
 
 
 _LANE_OF_TRUCK = ["lane", "selection", "decided_by"]
@@ -288,6 +357,51 @@ def _spread(lists: pl.Series, at: np.ndarray, height: int) -> pl.Series:
     return pl.Series(lists.name, array, dtype=lists.dtype)
 
 
+def _declarations_by_group_by(items: pl.DataFrame) -> pl.DataFrame:
+    """Per declaration (any row order): its first row, time, items, risk and duty."""
+    return (
+        items.with_row_index("_first")
+        .group_by("declaration_id", maintain_order=True)
+        .agg(
+            pl.col("_first").first(),
+            pl.col("declared_at").min(),
+            pl.len().cast(pl.Int64).alias("n_items"),
+            any_wrong().alias("risk"),
+            pl.col("duty_at_risk_usd").sum(),
+            pl.col("risk").max().alias("max_item_risk"),
+        )
+    )
+
+
+def _declarations_by_runs(items: pl.DataFrame) -> pl.DataFrame | None:
+    """``_declarations_by_group_by``'s frame from the runs of the items' declarations, or
+    None where they are not in runs."""
+    starts = run_starts(items, ["declaration_id"]) if items.height else None
+    if starts is None:
+        return None
+    totals = run_totals(
+        starts,
+        risk=items.get_column("risk"),
+        log_terms=items.select(_log_none_wrong()).to_series(),
+        duty=items.get_column("duty_at_risk_usd"),
+        when=items.get_column("declared_at"),
+    )
+    if totals is None:
+        return None
+    first = starts[:-1]
+    return pl.DataFrame(
+        [
+            items.get_column("declaration_id").gather(first),
+            pl.Series("_first", first, dtype=pl.get_index_type()),
+            pl.Series("declared_at", totals.earliest).cast(items.schema["declared_at"]),
+            pl.Series("n_items", np.diff(starts), dtype=pl.Int64),
+            _any_wrong_of(totals.log_sum),
+            pl.Series("duty_at_risk_usd", totals.duty_sum, dtype=pl.Float64),
+            pl.Series("max_item_risk", totals.max_risk, dtype=pl.Float64),
+        ]
+    )
+
+
 def assemble(
     scored: ItemScores,
     trucks: pl.DataFrame,
@@ -323,18 +437,9 @@ def assemble(
         .hstack(_reasons_of(scored.items, item_reasons, KEYS))
         .pipe(_with_model, scored)
     )
-    per_declaration = (
-        scored.items.with_row_index("_first")
-        .group_by("declaration_id", maintain_order=True)
-        .agg(
-            pl.col("_first").first(),
-            pl.col("declared_at").min(),
-            pl.len().cast(pl.Int64).alias("n_items"),
-            any_wrong().alias("risk"),
-            pl.col("duty_at_risk_usd").sum(),
-            pl.col("risk").max().alias("max_item_risk"),
-        )
-    )
+    per_declaration = _declarations_by_runs(scored.items)
+    if per_declaration is None:
+        per_declaration = _declarations_by_group_by(scored.items)
     first = per_declaration.get_column("_first")
     declarations = (
         per_declaration.select("declaration_id")
