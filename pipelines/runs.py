@@ -55,7 +55,7 @@ def run_starts(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray | None:
 def _text_runs(columns: list[pl.Series]) -> tuple[np.ndarray, pl.Series]:
     """Where the runs of equal texts (in every column, no nulls) start, and a 64-bit hash of
     each run's texts, by one native pass over the Arrow views."""
-    held = [_string_views(c) for c in columns]
+    held = [string_views(c) for c in columns]
     views = np.array([h[0] for h in held], dtype=np.int64)
     tables = np.array([pointer(h[1]) for h in held], dtype=np.int64)
     n = columns[0].len()
@@ -111,7 +111,7 @@ def run_totals(
     views, buffers, keep = 0, np.zeros(1, dtype=np.int64), None
     if parts is not None and texts is not None:
         flags[parts] = 1
-        keep = _string_views(texts)
+        keep = string_views(texts)
         views, buffers = keep[0], keep[1]
     log_values = _contiguous(log_terms.cast(pl.Float64), np.float64)
     duty_values = _contiguous(duty.cast(pl.Float64), np.float64)
@@ -147,7 +147,7 @@ def _contiguous(series: pl.Series, dtype: type) -> np.ndarray:
     return np.ascontiguousarray(series.to_numpy(), dtype=dtype)
 
 
-def _string_views(texts: pl.Series) -> tuple[int, np.ndarray, Any]:
+def string_views(texts: pl.Series) -> tuple[int, np.ndarray, Any]:
     """The address of a text column's Arrow views (16 bytes a row), a table of its data
     buffers' addresses, and the Arrow array that owns them (keep it for the call)."""
     array: Any = texts.cast(pl.String).rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
@@ -181,7 +181,7 @@ def _kahan_add(k: Kernel, total: Any, error: Any, value: Any) -> None:
             total.set(b.fadd(current, value))
 
 
-def _locate(k: Kernel, views: Any, buffers: Any, row: Any) -> tuple[Any, Any]:
+def locate_text(k: Kernel, views: Any, buffers: Any, row: Any) -> tuple[Any, Any]:
     """(length, address of the bytes) of one row's text from its Arrow view: inline up to
     12 bytes, else in a data buffer at an offset."""
     b = k.b
@@ -201,8 +201,8 @@ def _locate(k: Kernel, views: Any, buffers: Any, row: Any) -> tuple[Any, Any]:
 def _text_less(k: Kernel, views: Any, buffers: Any, i: Any, j: Any) -> Any:
     """Whether the text of row ``i`` is less than that of row ``j`` (bytes, then length)."""
     b = k.b
-    length_i, data_i = _locate(k, views, buffers, i)
-    length_j, data_j = _locate(k, views, buffers, j)
+    length_i, data_i = locate_text(k, views, buffers, i)
+    length_j, data_j = locate_text(k, views, buffers, j)
     common = b.select(b.icmp_signed("<", length_i, length_j), length_i, length_j)
     at = k.var(I64, 0)
     order = k.var(I32, 0)  # -1: i first, 1: j first, 0: equal so far
@@ -318,8 +318,8 @@ def _runs_kernel() -> Any:
                     with long_texts:
                         same_place = b.icmp_signed("==", tail_here, tail_before)
                         with b.if_then(b.not_(same_place)):
-                            _, data_here = _locate(k, views, buffers, row)
-                            _, data_before = _locate(k, views, buffers, b.sub(row, k.const(1)))
+                            _, data_here = locate_text(k, views, buffers, row)
+                            _, data_before = locate_text(k, views, buffers, b.sub(row, k.const(1)))
                             at = k.var(I64, k.const(4))  # the first 4 bytes are equal
                             size = b.zext(length, I64)
                             with k.while_(  # 8 bytes at a time, the last 8 perhaps again
@@ -344,7 +344,7 @@ def _runs_kernel() -> Any:
                 view = b.bitcast(b.gep(views, [b.mul(row, k.const(16))]), i64p)
                 head = k.load(view, k.const(0))
                 digest.set(_mix(k, b.xor(digest.get(), head)))
-                size, data = _locate(k, views, buffers, row)
+                size, data = locate_text(k, views, buffers, row)
                 short = b.icmp_signed("<=", size, k.const(12))
                 with b.if_else(short) as (inline, outside):
                     with inline:  # the view holds the whole text, zero-padded

@@ -15,6 +15,7 @@ import polars as pl
 
 from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.profile import FieldSpec, SourceProfile
+from pipelines.ingest.text_ends import clean_ends
 from risk.errors import InputError
 from risk.schemas import TIMESTAMP, DeclarationItem, InspectionOutcome
 
@@ -206,83 +207,9 @@ def _text_sources(
     return sources
 
 
-def _byte(column: str, index: int) -> pl.Expr:
-    return pl.col(column).cast(pl.Binary).bin.get(index, null_on_oob=True)
-
-
-# UTF-8 white space beyond ASCII (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
-# U+202F, U+205F, U+3000: what strip_chars strips) starts with one of these bytes and ends
-# with one of these pairs of bytes.
-SPACE_LEAD_BYTES = (0xC2, 0xE1, 0xE2, 0xE3)
-SPACE_LAST_PAIRS = (
-    0xC285,
-    0xC2A0,
-    0x9A80,
-    *range(0x8080, 0x808B),
-    0x80A8,
-    0x80A9,
-    0x80AF,
-    0x819F,
-)
-
-
-def _printable_ends(frame: pl.DataFrame, columns: list[str]) -> pl.LazyFrame:
-    """Per column: no empty cell and only printable ASCII first and last bytes."""
-    return (
-        frame.lazy()
-        .select(
-            *(pl.col(c).str.len_bytes().alias(f"len{i}") for i, c in enumerate(columns)),
-            *(_byte(c, 0).alias(f"first{i}") for i, c in enumerate(columns)),
-            *(_byte(c, -1).alias(f"last{i}") for i, c in enumerate(columns)),
-        )
-        .select(
-            pl.all_horizontal(
-                pl.col(f"len{i}").min() > 0,
-                *(pl.col(f"{end}{i}").min() > 32 for end in ("first", "last")),
-                *(pl.col(f"{end}{i}").max() < 128 for end in ("first", "last")),
-            )
-            .fill_null(True)  # no values at all
-            .alias(c)
-            for i, c in enumerate(columns)
-        )
-    )
-
-
 def _distinct(frame: pl.DataFrame, columns: list[str]) -> pl.LazyFrame:
     """One row: the distinct values of each column, as a list."""
     return frame.lazy().select(pl.col(c).drop_nulls().unique().implode() for c in columns)
-
-
-def _no_space_at_ends(frame: pl.DataFrame, columns: list[str]) -> set[str]:
-    """The columns with no empty cell and no white space at either end of any cell, judged
-    on the first byte and the last two (text in other scripts passes)."""
-    if not columns:
-        return set()
-    ends = (
-        frame.lazy()
-        .select(
-            *(pl.col(c).str.len_bytes().alias(f"len{i}") for i, c in enumerate(columns)),
-            *(_byte(c, 0).alias(f"first{i}") for i, c in enumerate(columns)),
-            *(_byte(c, -1).alias(f"last{i}") for i, c in enumerate(columns)),
-            *(_byte(c, -2).alias(f"before{i}") for i, c in enumerate(columns)),
-        )
-        .select(
-            (
-                (pl.col(f"len{i}").min() > 0).fill_null(True)  # no values at all
-                & ~(
-                    (pl.col(f"first{i}") <= 32)
-                    | pl.col(f"first{i}").is_in(SPACE_LEAD_BYTES)
-                    | (pl.col(f"last{i}") <= 32)
-                    | (pl.col(f"before{i}").cast(pl.UInt16) * 256 + pl.col(f"last{i}")).is_in(
-                        SPACE_LAST_PAIRS
-                    )
-                ).any()
-            ).alias(c)
-            for i, c in enumerate(columns)
-        )
-        .collect()
-    )
-    return {c for c in columns if ends.get_column(c).item()}
 
 
 def _unchanged(values: pl.Series, field: str) -> bool:
@@ -302,22 +229,25 @@ def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozense
 
     Cleaning rewrites every cell of a column; a typed file of earlier ingests (the queue that
     batch scoring reads) has nothing to clean, and proving that costs a fraction of it. A
-    free-text column passes when no cell is empty and no first or last byte can belong to
-    white space (ASCII text at once; other scripts by their UTF-8 lead and last two bytes);
-    the rest, and the code fields (upper case, and for currency a known rate), are
-    checked exactly on their distinct values.
+    column passes when one native pass (``text_ends.clean_ends``) finds no empty cell and no
+    first or last byte that can belong to white space (other scripts judged by their UTF-8
+    lead and last two bytes), and for code fields only ASCII without lower case; the rest,
+    and currency (it needs a known rate), are checked exactly on their distinct values.
     """
-    plain = sorted({s for f, s in sources.items() if f not in TEXT_CODE_FIELDS})
-    codes = sorted({s for f, s in sources.items() if f in TEXT_CODE_FIELDS})
-    ends, distinct = pl.collect_all([_printable_ends(frame, plain), _distinct(frame, codes)])
-    clean = {c for c in plain if ends.get_column(c).item()}
-    clean |= _no_space_at_ends(frame, [c for c in plain if c not in clean])
-    rest = _distinct(frame, [c for c in plain if c not in clean]).collect()
-    values = {c: f.get_column(c)[0] for f in (distinct, rest) for c in f.columns}
-    return frozenset(
+    # One native pass per column first (``text_ends.clean_ends``): what it passes is kept.
+    kept = {
         field
         for field, source in sources.items()
-        if (field not in TEXT_CODE_FIELDS and source in clean) or _unchanged(values[source], field)
+        if field != "currency"
+        and clean_ends(frame.get_column(source), code=field in TEXT_CODE_FIELDS)
+    }
+    # The rest is judged on its distinct values (currency always: it needs a known rate).
+    rest = sorted({source for field, source in sources.items() if field not in kept})
+    distinct = _distinct(frame, rest).collect()
+    values = {c: distinct.get_column(c)[0] for c in distinct.columns}
+    return frozenset(
+        kept
+        | {f for f, source in sources.items() if f not in kept and _unchanged(values[source], f)}
     )
 
 

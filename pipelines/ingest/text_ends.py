@@ -1,0 +1,122 @@
+"""Whether cleaning would leave a text column as it is, in one native pass over its Arrow views.
+
+``parse.verbatim_fields`` asks this first: a column whose every cell is non-empty and has no
+white space at either end (and, for code columns, holds only ASCII without lower-case letters)
+is given back unchanged by ``parse._text``. A column that fails here is not necessarily
+changed: ``verbatim_fields`` then decides on its distinct values, as before. White space is
+judged as ``parse._no_space_at_ends`` judges it: a first byte up to 32 or a UTF-8 lead byte of
+white space, a last byte up to 32, or a last pair of bytes that ends UTF-8 white space.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+from typing import Any
+
+import polars as pl
+
+from pipelines.runs import locate_text, string_views
+from risk.native import I1, I8, I64, Kernel
+
+# UTF-8 white space beyond ASCII (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
+# U+202F, U+205F, U+3000: what strip_chars strips) starts with one of these bytes and ends
+# with one of these pairs of bytes.
+SPACE_LEAD_BYTES = (0xC2, 0xE1, 0xE2, 0xE3)
+SPACE_LAST_PAIRS = (
+    0xC285,
+    0xC2A0,
+    0x9A80,
+    *range(0x8080, 0x808B),
+    0x80A8,
+    0x80A9,
+    0x80AF,
+    0x819F,
+)
+
+
+def clean_ends(column: pl.Series, *, code: bool = False) -> bool:
+    """True when every non-null cell of ``column`` (text) is non-empty with no white space
+    at either end; with ``code``, also only ASCII and no lower-case letter."""
+    for chunk in column.get_chunks():  # each as it is: no copy of the column
+        views, table, held = string_views(chunk)
+        array = held[0]
+        validity = array.buffers()[0]
+        clean = _kernel()(
+            len(array),
+            views,
+            int(table.ctypes.data),
+            0 if validity is None else validity.address,
+            array.offset,
+            int(code),
+        )
+        if not clean:
+            return False
+    return True
+
+
+@cache
+def _kernel() -> Any:
+    i8p, i64p = I8.as_pointer(), I64.as_pointer()
+    k = Kernel("clean_text_ends", [I64, i8p, i64p, i8p, I64, I64], ret=I64)
+    n, views, buffers, validity, offset, code = k.args
+    b = k.b
+    clean = k.var(I1, Kernel.const(1, I1))
+    row = k.var(I64, 0)
+    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
+    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), clean.get())):
+        at = row.get()
+        present = k.var(I1, Kernel.const(1, I1))
+        with b.if_then(has_validity):  # Arrow's validity bits (none: every cell is there)
+            bit = b.add(at, offset)
+            byte = k.load(validity, b.lshr(bit, k.const(3)))
+            shift = b.trunc(b.and_(bit, k.const(7)), I8)
+            valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
+            present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
+        with b.if_then(present.get()):
+            size, data = locate_text(k, views, buffers, at)
+            with b.if_else(b.icmp_signed("==", size, k.const(0))) as (empty, filled):
+                with empty:
+                    clean.set(Kernel.const(0, I1))
+                with filled:
+                    clean.set(b.not_(_space_at_ends(k, data, size)))
+                    checked = b.and_(clean.get(), b.icmp_signed("!=", code, k.const(0)))
+                    with b.if_then(checked), k.loop(k.const(0), size) as index:
+                        letter = b.load(b.gep(data, [index]))
+                        ascii_ = b.icmp_unsigned("<", letter, Kernel.const(128, I8))
+                        lower = b.and_(
+                            b.icmp_unsigned(">=", letter, Kernel.const(ord("a"), I8)),
+                            b.icmp_unsigned("<=", letter, Kernel.const(ord("z"), I8)),
+                        )
+                        with b.if_then(b.or_(b.not_(ascii_), lower)):
+                            clean.set(Kernel.const(0, I1))
+        row.set(b.add(at, k.const(1)))
+    b.ret(b.zext(clean.get(), I64))
+    return k.compile(
+        [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        + [ctypes.c_int64, ctypes.c_int64],
+        restype=ctypes.c_int64,
+    )
+
+
+def _space_at_ends(k: Kernel, data: Any, size: Any) -> Any:
+    """Whether a non-empty text starts or ends with (a byte of) white space."""
+    b = k.b
+    first = b.zext(b.load(data), I64)
+    last = b.zext(b.load(b.gep(data, [b.sub(size, k.const(1))])), I64)
+    space = b.or_(
+        b.icmp_unsigned("<=", first, k.const(32)), b.icmp_unsigned("<=", last, k.const(32))
+    )
+    for lead in SPACE_LEAD_BYTES:
+        space = b.or_(space, b.icmp_unsigned("==", first, k.const(lead)))
+    found = k.var(I1, space)
+    # The last two bytes matter when the last is not ASCII (a one-byte text has no pair).
+    beyond_ascii = b.icmp_unsigned(">=", last, k.const(0x80))
+    with b.if_then(b.and_(beyond_ascii, b.icmp_signed(">", size, k.const(1)))):
+        before = b.zext(b.load(b.gep(data, [b.sub(size, k.const(2))])), I64)
+        pair = b.or_(b.shl(before, k.const(8)), last)
+        in_pairs = Kernel.const(0, I1)
+        for value in SPACE_LAST_PAIRS:
+            in_pairs = b.or_(in_pairs, b.icmp_unsigned("==", pair, k.const(value)))
+        found.set(b.or_(found.get(), in_pairs))
+    return found.get()
