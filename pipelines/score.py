@@ -35,7 +35,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipelines.runs import run_starts, run_totals
 from pipelines.score_features import (
     KEYS,
     ROW,
@@ -69,6 +68,7 @@ from risk.rules import (
     truck_rule_aggregations,
     truck_rule_columns,
 )
+from risk.runs import run_starts, run_totals
 
 if TYPE_CHECKING:
     from features.profiles import EntityProfiles
@@ -225,7 +225,7 @@ def _trucks_by_group_by(items: pl.DataFrame, ruled: bool) -> pl.DataFrame:
 
 
 def _trucks_by_runs(items: pl.DataFrame, ruled: bool) -> pl.DataFrame | None:
-    """``_trucks_by_group_by``'s frame from the runs of the items' trucks (``pipelines.runs``),
+    """``_trucks_by_group_by``'s frame from the runs of the items' trucks (``risk.runs``),
     or None where the items are not in runs (then the group-by decides).
 
     A queue lists a truck's items together, a declaration's items together too: a truck's

@@ -16,8 +16,8 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.runs import locate_text, string_views
 from risk.native import I1, I8, I64, Kernel
+from risk.runs import locate_text, string_views
 
 # UTF-8 white space beyond ASCII (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
 # U+202F, U+205F, U+3000: what strip_chars strips) starts with one of these bytes and ends

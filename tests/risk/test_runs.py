@@ -8,7 +8,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.runs import run_starts, run_totals
 from pipelines.score import (
     _declarations_by_group_by,
     _declarations_by_runs,
@@ -18,6 +17,7 @@ from pipelines.score import (
     aggregate_trucks,
 )
 from risk.rules import RULE_HELPERS, truck_rule_columns
+from risk.runs import run_starts, run_totals
 
 SPECIAL = [math.inf, -math.inf, 0.0, -0.0, 1e308, -1e308, 1.7e308, 1e-300, 1e16, -1e16, 1.0]
 
