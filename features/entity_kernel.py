@@ -1,0 +1,533 @@
+"""The native pass behind entity history (``features.history.batch_entity_features``).
+
+Two kernels (``risk.native``), compiled once per process:
+
+``slots`` gives each distinct key of a batch a slot number (0, 1, ... in order of first
+appearance) through an open-addressing hash table on the 64-bit keys, and looks up the keys
+of the profile's events and of the outcomes in it (-1: not in the batch, nothing to do).
+
+``entity_pass`` walks the batch's rows in time order (``features.history.BatchOrder``), one
+group of equal ``declared_at`` at a time, keeping per slot: declarations counted (once per
+key and declaration), the first time seen, inspections, violations and duty found, and for
+the windowed entities the declarations older than each window. For every group it first
+applies the outcomes recorded strictly before the group's time (a cursor over them, sorted
+by ``recorded_at``), moves the window cursors over the profile's events and the batch's own
+earlier declarations (both in time order), writes each row's features from that state (so a
+row sees only what happened strictly before it), and then applies the group's declarations.
+The global prior (every outcome so far, ``EVERYONE``) comes from the same outcome cursor.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from llvmlite import ir
+
+from risk.native import F64, I8, I32, I64, Kernel, pointer
+
+U64P = I64.as_pointer()
+I32P = I32.as_pointer()
+I8P = I8.as_pointer()
+F64P = F64.as_pointer()
+# ``_first`` of an event without one, and the first time of a key never seen.
+NO_TIME = (1 << 63) - 1
+DAY_US = 86_400_000_000
+# Golden-ratio multiplier spreading keys over the table (Fibonacci hashing).
+_MIX = 0x9E3779B97F4A7C15 - (1 << 64)
+# A slot's state: ``STATE`` int64 fields (duty found: float64) on one cache line, all that a
+# row reads: declarations, the declarations before each window, the first time seen, the
+# inspections, violations and duty found (the profile's first, then the outcomes since).
+_FIELDS = {"decl": 0, "lag": 1, "first": 4, "inspected": 5, "violations": 6, "duty": 7}
+STATE = 8
+
+_LOCK = threading.Lock()
+_COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def _valid(k: Kernel, validity: Any, offset: Any, i: Any) -> Any:
+    """Bit ``offset + i`` of an Arrow validity bitmap (i1); every bit set when it is null."""
+    b = k.b
+    has = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
+    result = k.var(ir.IntType(1), ir.Constant(ir.IntType(1), 1))
+    with b.if_then(has):
+        at = b.add(offset, i)
+        byte = k.load(validity, b.lshr(at, k.const(3)))
+        bit = b.trunc(b.and_(at, k.const(7)), I8)
+        result.set(b.trunc(b.lshr(byte, bit), ir.IntType(1)))
+    return result.get()
+
+
+def _slots_kernel() -> Kernel:
+    """``slots(n, keys, validity, offset, insert, table_keys, table_slots, shift, count,
+    limit, out) -> count``: the slot of each key in ``out`` (-1 for a null key, and for a key
+    not in the table unless ``insert``). A new key takes slot ``count``, the number of keys
+    so far; past ``limit`` keys it stops and returns -1 (the caller retries, table doubled).
+    ``table_slots`` starts all -1; its size is ``2 ** (64 - shift)``."""
+    k = Kernel(
+        "entity_slots",
+        [I64, U64P, I8P, I64, I64, U64P, I32P, I64, I64, I64, I32P],
+        ret=I64,
+    )
+    n, keys, validity, offset, insert, table_keys, table_slots, shift, count, limit, out = k.args
+    b = k.b
+    mask = b.sub(b.shl(k.const(1), b.sub(k.const(64), shift)), k.const(1))
+    found = k.var(I64, count)
+    full = k.var(ir.IntType(1), ir.Constant(ir.IntType(1), 0))
+    with k.loop(k.const(0), n) as i:
+        slot = k.var(I32, ir.Constant(I32, -1))
+        with b.if_then(_valid(k, validity, offset, i)):
+            key = k.load(keys, i)
+            h = k.var(I64, b.lshr(b.mul(key, k.const(_MIX)), shift))
+            searching = k.var(ir.IntType(1), ir.Constant(ir.IntType(1), 1))
+            with k.while_(lambda: searching.get()):
+                taken = k.load(table_slots, h.get())
+                with b.if_else(b.icmp_signed("<", taken, ir.Constant(I32, 0))) as (empty, used):
+                    with empty:
+                        searching.set(ir.Constant(ir.IntType(1), 0))
+                        with b.if_then(b.icmp_signed("!=", insert, k.const(0))):
+                            new = found.get()
+                            with b.if_then(b.icmp_signed(">=", new, limit)):
+                                full.set(ir.Constant(ir.IntType(1), 1))
+                            k.store(key, table_keys, h.get())
+                            k.store(b.trunc(new, I32), table_slots, h.get())
+                            slot.set(b.trunc(new, I32))
+                            found.set(b.add(new, k.const(1)))
+                    with used:
+                        same_key = b.icmp_unsigned("==", k.load(table_keys, h.get()), key)
+                        with b.if_else(same_key) as (same, other):
+                            with same:
+                                slot.set(taken)
+                                searching.set(ir.Constant(ir.IntType(1), 0))
+                            with other:
+                                h.set(b.and_(b.add(h.get(), k.const(1)), mask))
+        k.store(slot.get(), out, i)
+        with b.if_then(full.get()):
+            b.ret(k.const(-1))
+    b.ret(found.get())
+    return k
+
+
+def _pass_kernel() -> Kernel:
+    """``entity_pass``: see the module docstring and ``entity_pass`` for the arguments."""
+    args = [
+        I64, I32P, U64P, I32P, I32P,  # n, perm, times, codes (time order), slot of row
+        U64P, U64P,  # each slot's state (``STATE`` int64, ``_FIELDS``) and run last counted
+        I64, I32P, U64P, U64P, U64P, U64P, F64P, U64P,  # profile events
+        I64, I32P, U64P, U64P, U64P, F64P,  # outcomes (sorted by time)
+        I64, I64, F64, F64,  # prior: inspected, violations, strength * rate, strength
+        I64, U64P, U64P, U64P,  # windows: count, lengths, cursors x 2
+        I32P, U64P,  # scratch: the batch's declaration events (slot, time)
+        U64P, U64P, F64P, I8P, U64P, F64P, F64P,  # out: decl, windows, days, seen, ...
+    ]  # fmt: skip
+    k = Kernel("entity_pass", args)
+    (
+        n, perm, times, codes, slot_of_row,
+        state, last_run,
+        np_, p_slot, p_t, p_n, p_insp, p_viol, p_duty, p_first,
+        nj, j_slot, j_t, j_insp, j_viol, j_duty,
+        i0, v0, sp0, strength,
+        nw, w_len, p_cur, b_cur,
+        b_slot, b_t,
+        o_decl, o_win, o_days, o_seen, o_insp, o_rate, o_duty,
+    ) = k.args  # fmt: skip
+    b = k.b
+    zero, one = k.const(0), k.const(1)
+
+    def field(name: str, type_: ir.Type = I64) -> Any:
+        pointer = b.gep(state, [k.const(_FIELDS[name])])
+        return pointer if type_ == I64 else b.bitcast(pointer, type_.as_pointer())
+
+    decl, lag, first = field("decl"), field("lag"), field("first")
+    insp, viol = field("inspected"), field("violations")
+    duty = field("duty", F64)
+
+    def of(slot: Any) -> Any:  # where a slot's state starts
+        return b.mul(slot, k.const(STATE))
+
+    def add_to(array: Any, index: Any, value: Any) -> None:
+        pointer = b.gep(array, [index])
+        if value.type == F64:
+            b.store(b.fadd(b.load(pointer), value), pointer)
+        else:
+            b.store(b.add(b.load(pointer), value), pointer)
+
+    def slot_at(r: Any) -> Any:
+        return b.sext(k.load(slot_of_row, b.zext(k.load(perm, r), I64)), I64)
+
+    # The profile's totals per slot (every profile event precedes every batch row).
+    with k.loop(zero, np_) as p:
+        slot = b.sext(k.load(p_slot, p), I64)
+        with b.if_then(b.icmp_signed(">=", slot, zero)):
+            s = of(slot)
+            add_to(decl, s, k.load(p_n, p))
+            add_to(insp, s, k.load(p_insp, p))
+            add_to(viol, s, k.load(p_viol, p))
+            add_to(duty, s, k.load(p_duty, p))
+            seen = k.load(p_first, p)
+            with b.if_then(b.icmp_signed("<", seen, k.load(first, s))):
+                k.store(seen, first, s)
+    jc = k.var(I64, 0)
+    inspected = k.var(I64, i0)
+    violations = k.var(I64, v0)
+    events = k.var(I64, 0)  # the batch's declaration events so far
+    i = k.var(I64, 0)
+    with k.while_(lambda: b.icmp_signed("<", i.get(), n)):
+        start = i.get()
+        t = k.load(times, start)
+        end = k.var(I64, b.add(start, one))
+        with k.while_(
+            lambda: b.and_(
+                b.icmp_signed("<", end.get(), n),
+                b.icmp_signed("==", k.load(times, end.get()), t),
+            )
+        ):
+            end.set(b.add(end.get(), one))
+        # Outcomes recorded strictly before t.
+        with k.while_(
+            lambda: b.and_(
+                b.icmp_signed("<", jc.get(), nj),
+                b.icmp_signed("<", k.load(j_t, jc.get()), t),
+            )
+        ):
+            j = jc.get()
+            got_inspected, got_violations = k.load(j_insp, j), k.load(j_viol, j)
+            inspected.set(b.add(inspected.get(), got_inspected))
+            violations.set(b.add(violations.get(), got_violations))
+            slot = b.sext(k.load(j_slot, j), I64)
+            with b.if_then(b.icmp_signed(">=", slot, zero)):
+                s = of(slot)
+                add_to(insp, s, got_inspected)
+                add_to(viol, s, got_violations)
+                add_to(duty, s, k.load(j_duty, j))
+            jc.set(b.add(j, one))
+        prior = b.fdiv(
+            b.fadd(b.sitofp(violations.get(), F64), sp0),
+            b.fadd(b.sitofp(inspected.get(), F64), strength),
+        )
+        pull = b.fmul(strength, prior)
+        # Window cursors: declarations strictly before t - days leave the window.
+        with k.loop(zero, nw) as w:
+            bound = b.sub(t, k.load(w_len, w))
+            pc = k.var(I64, k.load(p_cur, w))
+            with k.while_(
+                lambda: b.and_(
+                    b.icmp_signed("<", pc.get(), np_),
+                    b.icmp_signed("<", k.load(p_t, pc.get()), bound),
+                )
+            ):
+                slot = b.sext(k.load(p_slot, pc.get()), I64)
+                with b.if_then(b.icmp_signed(">=", slot, zero)):
+                    add_to(lag, b.add(of(slot), w), k.load(p_n, pc.get()))
+                pc.set(b.add(pc.get(), one))
+            k.store(pc.get(), p_cur, w)
+            bc = k.var(I64, k.load(b_cur, w))
+            with k.while_(
+                lambda: b.and_(
+                    b.icmp_signed("<", bc.get(), events.get()),
+                    b.icmp_signed("<", k.load(b_t, bc.get()), bound),
+                )
+            ):
+                add_to(lag, b.add(of(b.sext(k.load(b_slot, bc.get()), I64)), w), one)
+                bc.set(b.add(bc.get(), one))
+            k.store(bc.get(), b_cur, w)
+        # Every row of the group: its features, the state strictly before t.
+        with k.loop(start, end.get()) as r:
+            row = b.zext(k.load(perm, r), I64)
+            slot = b.sext(k.load(slot_of_row, row), I64)
+            k.store(ir.Constant(I8, 0), o_seen, row)
+            with b.if_then(b.icmp_signed(">=", slot, zero)):
+                s = of(slot)
+                declared = k.load(decl, s)
+                k.store(declared, o_decl, row)
+                with k.loop(zero, nw) as w:
+                    k.store(
+                        b.sub(declared, k.load(lag, b.add(s, w))),
+                        o_win,
+                        b.add(b.mul(w, n), row),
+                    )
+                seen = k.load(first, s)
+                with b.if_then(b.icmp_signed("!=", seen, k.const(NO_TIME))):
+                    k.store(ir.Constant(I8, 1), o_seen, row)
+                    k.store(
+                        # Times the reciprocal, as Polars divides a column by a number.
+                        b.fmul(b.sitofp(b.sub(t, seen), F64), ir.Constant(F64, 1.0 / DAY_US)),
+                        o_days,
+                        row,
+                    )
+                got = k.load(insp, s)
+                k.store(got, o_insp, row)
+                k.store(
+                    b.fdiv(
+                        b.fadd(b.sitofp(k.load(viol, s), F64), pull),
+                        b.fadd(b.sitofp(got, F64), strength),
+                    ),
+                    o_rate,
+                    row,
+                )
+                k.store(k.load(duty, s), o_duty, row)
+        # Then the group's declarations: once per key and run of one declaration's rows.
+        run = k.var(I64, start)
+        with k.loop(start, end.get()) as r:
+            with b.if_then(b.icmp_signed(">", r, start)):
+                changed = b.icmp_signed("!=", k.load(codes, r), k.load(codes, b.sub(r, one)))
+                with b.if_then(changed):
+                    run.set(r)
+            slot = slot_at(r)
+            known = b.select(b.icmp_signed(">=", slot, zero), slot, zero)
+            s = of(known)
+            with b.if_then(
+                b.and_(
+                    b.icmp_signed(">=", slot, zero),
+                    b.icmp_signed("!=", k.load(last_run, known), run.get()),
+                )
+            ):
+                k.store(run.get(), last_run, known)
+                add_to(decl, s, one)
+                with b.if_then(b.icmp_signed("<", t, k.load(first, s))):
+                    k.store(t, first, s)
+                with b.if_then(b.icmp_signed(">", nw, zero)):
+                    k.store(b.trunc(slot, I32), b_slot, events.get())
+                    k.store(t, b_t, events.get())
+                    events.set(b.add(events.get(), one))
+        i.set(end.get())
+    return k
+
+
+def _compiled(name: str) -> Callable[..., Any]:
+    with _LOCK:
+        if name not in _COMPILED:
+            if name == "slots":
+                kernel = _slots_kernel()
+                argtypes = [ctypes.c_int64, *[ctypes.c_void_p] * 2, *[ctypes.c_int64] * 2]
+                argtypes += [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
+                _COMPILED[name] = kernel.compile(argtypes, ctypes.c_int64)
+            else:
+                kernel = _pass_kernel()
+                _COMPILED[name] = kernel.compile(_pass_argtypes(kernel))
+        return _COMPILED[name]
+
+
+def _pass_argtypes(kernel: Kernel) -> list[Any]:
+    """ctypes types of a kernel's arguments: pointers, doubles and 64-bit integers."""
+    types: list[Any] = []
+    for argument in kernel.function.args:
+        if isinstance(argument.type, ir.PointerType):
+            types.append(ctypes.c_void_p)
+        elif argument.type == F64:
+            types.append(ctypes.c_double)
+        else:
+            types.append(ctypes.c_int64)
+    return types
+
+
+def slots_function() -> Callable[..., Any]:
+    """The compiled ``slots`` kernel."""
+    return _compiled("slots")
+
+
+def pass_function() -> Callable[..., Any]:
+    """The compiled ``entity_pass`` kernel."""
+    return _compiled("pass")
+
+
+def compile_kernels() -> None:
+    """Compile both kernels now (once per process), before threads race to."""
+    slots_function()
+    pass_function()
+
+
+def _pointer(array: np.ndarray) -> int:
+    """``pointer``, also of an empty array (which a kernel never reads)."""
+    return pointer(array) if len(array) else pointer(_NOTHING)
+
+
+_NOTHING = np.zeros(1, dtype=np.int64)
+# Keys a table has room for at first (more when there are more rows to key); a fuller table
+# is built again twice as big.
+FIRST_TABLE_KEYS = 1 << 12
+
+
+def _key_buffers(keys: pl.Series) -> tuple[pa.Array, np.ndarray, int, int]:
+    """A UInt64 Series' Arrow array (held for the call), its values, its validity bitmap's
+    address (0: no nulls) and bit offset."""
+    array = keys.cast(pl.UInt64).rechunk().to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    validity, data = array.buffers()[:2]
+    values = np.frombuffer(data, dtype=np.uint64)[array.offset : array.offset + len(array)]
+    return array, values, 0 if validity is None else validity.address, array.offset
+
+
+@dataclass
+class KeySlots:
+    """A slot number for each distinct key of a Series (``of``): ``slots`` (int32, -1 for a
+    null key), ``count`` slots in all, and the hash table that finds them (``look_up``)."""
+
+    slots: np.ndarray
+    count: int
+    table_keys: np.ndarray
+    table_slots: np.ndarray
+    shift: int
+    source: pa.Array
+
+    @classmethod
+    def of(cls, keys: pl.Series, expected: int = 0) -> KeySlots:
+        """Slots of ``keys``; ``expected``: how many distinct keys there may be."""
+        array, values, validity, offset = _key_buffers(keys)
+        n = len(values)
+        slots = np.empty(n, dtype=np.int32)
+        room = min(max(n, 1), max(expected, FIRST_TABLE_KEYS))
+        function = slots_function()
+        while True:
+            bits = max(2 * room - 1, 1).bit_length()  # a table at most half full
+            table_keys = np.empty(1 << bits, dtype=np.uint64)
+            table_slots = np.full(1 << bits, -1, dtype=np.int32)
+            count = function(
+                n, _pointer(values), validity, offset, 1,
+                pointer(table_keys), pointer(table_slots), 64 - bits, 0, room, _pointer(slots),
+            )  # fmt: skip
+            if count >= 0:
+                return cls(slots, count, table_keys, table_slots, 64 - bits, array)
+            room *= 2
+
+    def look_up(self, keys: pl.Series) -> np.ndarray:
+        """The slot of each of ``keys`` (int32), -1 for a null key or one not in the table."""
+        array, values, validity, offset = _key_buffers(keys)
+        slots = np.empty(len(values), dtype=np.int32)
+        slots_function()(
+            len(values), _pointer(values), validity, offset, 0,
+            pointer(self.table_keys), pointer(self.table_slots), self.shift, self.count,
+            self.count, _pointer(slots),
+        )  # fmt: skip
+        del array
+        return slots
+
+    def validity(self) -> pa.Buffer | None:
+        """An Arrow validity bitmap of the keys (None: no nulls)."""
+        buffer = self.source.buffers()[0]
+        if buffer is None or self.source.offset == 0:
+            return buffer
+        return pa.py_buffer(np.packbits(self.slots >= 0, bitorder="little"))
+
+
+@dataclass(frozen=True)
+class Events:
+    """A profile's events of one entity (time order for the windowed ones): the slot of each
+    key (-1: not in the batch) and its columns (``_first``: ``NO_TIME`` where null)."""
+
+    slots: np.ndarray
+    times: np.ndarray
+    declarations: np.ndarray
+    inspected: np.ndarray
+    violations: np.ndarray
+    duty: np.ndarray
+    first: np.ndarray
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """The judged outcome events since the cut-off, sorted by ``recorded_at`` (microseconds)."""
+
+    times: np.ndarray
+    inspected: np.ndarray
+    violations: np.ndarray
+    duty: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The profile's outcomes of every row (``EVERYONE``), the prior's strength and
+    ``pull``: strength x prior violation rate."""
+
+    inspected: int
+    violations: int
+    strength: float
+    pull: float
+
+
+@dataclass(frozen=True)
+class State:
+    """Each row's features (batch row order; values of rows without a key are undefined)."""
+
+    declarations: np.ndarray
+    windows: list[np.ndarray]
+    days_since_first: np.ndarray
+    seen: np.ndarray  # uint8: 1 where something was seen before the row
+    inspections: np.ndarray
+    violation_rate: np.ndarray
+    duty: np.ndarray
+
+    def seen_validity(self) -> pa.Buffer:
+        return pa.py_buffer(np.packbits(self.seen.view(np.bool_), bitorder="little"))
+
+
+def _aligned_zeros(size: int) -> np.ndarray:
+    """int64 zeros starting on a cache line (64 bytes)."""
+    room = np.zeros(size + 8, dtype=np.int64)
+    skip = (-room.ctypes.data % 64) // 8
+    return room[skip : skip + size]
+
+
+def entity_pass(
+    permutation: np.ndarray,
+    times: np.ndarray,
+    codes: np.ndarray,
+    keys: KeySlots,
+    past: Events,
+    outcome_slots: np.ndarray,
+    outcomes: Outcomes,
+    prior: Prior,
+    windows: tuple[int, ...],
+) -> State:
+    """Run ``entity_pass`` over a batch: ``permutation`` its rows in time order (uint32),
+    ``times`` and ``codes`` (declarations) in time order, ``keys`` its keys' slots (row
+    order); ``past`` the profile's events, ``outcome_slots`` the slot of each outcome;
+    ``windows`` in microseconds."""
+    n, k = len(times), max(keys.count, 1)
+    nw = len(windows)
+
+    def zeros(size: int, dtype: type = np.int64) -> np.ndarray:
+        return np.zeros(max(size, 1), dtype=dtype)
+
+    state = _aligned_zeros(k * STATE).reshape(k, STATE)
+    state[:, _FIELDS["first"]] = NO_TIME
+    last_run = np.full(k, -1, dtype=np.int64)
+    lengths = np.array(windows or (0,), dtype=np.int64)
+    past_cursor, batch_cursor = zeros(nw), zeros(nw)
+    batch_slots = np.empty(max(n if nw else 1, 1), dtype=np.int32)
+    batch_times = np.empty(max(n if nw else 1, 1), dtype=np.int64)
+    size = max(n, 1)
+    out_declarations, out_inspections = np.empty(size, np.int64), np.empty(size, np.int64)
+    out_windows = np.empty(max(nw * n, 1), np.int64)
+    out_days, out_rate = np.empty(size, np.float64), np.empty(size, np.float64)
+    out_duty, out_seen = np.empty(size, np.float64), np.empty(size, np.uint8)
+    p = past
+    pass_function()(
+        n, _pointer(permutation), _pointer(times), _pointer(codes), _pointer(keys.slots),
+        pointer(state), pointer(last_run),
+        len(p.slots), _pointer(p.slots), _pointer(p.times), _pointer(p.declarations),
+        _pointer(p.inspected), _pointer(p.violations), _pointer(p.duty), _pointer(p.first),
+        len(outcomes.times), _pointer(outcome_slots), _pointer(outcomes.times),
+        _pointer(outcomes.inspected), _pointer(outcomes.violations), _pointer(outcomes.duty),
+        prior.inspected, prior.violations, prior.pull, prior.strength,
+        nw, pointer(lengths), pointer(past_cursor), pointer(batch_cursor),
+        pointer(batch_slots), pointer(batch_times),
+        pointer(out_declarations), pointer(out_windows), pointer(out_days), pointer(out_seen),
+        pointer(out_inspections), pointer(out_rate), pointer(out_duty),
+    )  # fmt: skip
+    return State(
+        declarations=out_declarations[:n],
+        windows=[out_windows[w * n : (w + 1) * n] for w in range(nw)],
+        days_since_first=out_days[:n],
+        seen=out_seen[:n],
+        inspections=out_inspections[:n],
+        violation_rate=out_rate[:n],
+        duty=out_duty[:n],
+    )
