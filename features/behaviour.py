@@ -9,10 +9,13 @@ scored and are not a peek into the future.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
+from features import row_kernels
 from risk.soft_rules import truck_at_crossing
 
 TRIP_KEYS = ("trip_id",)
@@ -220,3 +223,190 @@ WEIGHBRIDGE_RUN = "_weighbridge_run"
 
 def _truck_at_crossing() -> pl.Expr:
     return truck_at_crossing().alias(TRUCK_AT_CROSSING)
+
+
+# --- The same signals over a materialised batch, through native kernels ---------------------
+
+
+@dataclass(frozen=True)
+class RowTotals:
+    """``row_totals``: ``columns`` (``trip_id`` and the totals of ``declaration_and_trip_totals``
+    with ``trip_gross_kg``), the trips behind them (for ``weighbridge_gaps``) and the codes of
+    the crossings (for ``features.route.route_columns``)."""
+
+    columns: pl.DataFrame
+    trips: row_kernels.Trips
+    crossing: row_kernels.Codes
+
+
+def native_ready(items: pl.DataFrame) -> bool:
+    """Whether ``row_totals`` and ``weighbridge_gaps`` take these items (a naive
+    ``declared_at``; other frames take the expressions above)."""
+    dtype = items.schema.get("declared_at")
+    return isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+
+
+def row_totals(items: pl.DataFrame, declaration: str = "declaration_id") -> RowTotals:
+    """What ``declaration_and_trip_totals`` adds for the totals (and ``trip_id``), over a
+    materialised batch: trips numbered by a hash table over exact codes of their parts, every
+    total in one pass, the trip's text built once per trip. Sums run in row order, so a float
+    total may differ from the window expression's in the last bit."""
+    codes, declarations = _declaration_codes(items.get_column(declaration))
+    truck = items.get_column("truck_id")
+    crossing = row_kernels.dense_codes([items.get_column("crossing")])
+    trips = row_kernels.trip_codes(
+        row_kernels.dense_codes([truck]),
+        row_kernels.present(truck),
+        codes,
+        row_kernels.present(items.get_column("declaration_id")),
+        crossing,
+        items.get_column("declared_at"),
+    )
+    chapter = (
+        items.get_column("hs_chapter")
+        if "hs_chapter" in items.columns
+        else items.get_column("hs_code").str.slice(0, 2)
+    )
+    totals = row_kernels.trip_totals(
+        trips,
+        codes,
+        declarations,
+        row_kernels.dense_codes([items.get_column("importer_id")]),
+        row_kernels.dense_codes([chapter]),
+        items.get_column("customs_value_usd"),
+        items.get_column("gross_mass_kg"),
+    )
+    return RowTotals(
+        pl.DataFrame(
+            [
+                _trip_texts(items, trips),
+                pl.Series("declaration_items", totals.declaration_items),
+                pl.Series("declaration_value_usd", totals.declaration_value),
+                pl.Series("trip_declarations", totals.trip_declarations),
+                pl.Series("trip_items", totals.trip_items),
+                pl.Series("trip_importers", totals.trip_importers),
+                pl.Series("trip_chapters", totals.trip_chapters),
+                pl.Series("trip_value_usd", totals.trip_value),
+                pl.Series("trip_gross_kg", totals.trip_gross),
+            ]
+        ),
+        trips,
+        crossing,
+    )
+
+
+# Days a batch may span for its trips' dates to be written once per day.
+_DAY_TEXTS = 100_000
+
+
+def _trip_texts(items: pl.DataFrame, trips: row_kernels.Trips) -> pl.Series:
+    """``trip_id`` of every row: written for each trip's first row (the date once per day)
+    and repeated over the trip's rows."""
+    first = items.select("truck_id", "declaration_id", "crossing", "declared_at")[
+        pl.Series(trips.firsts)
+    ]
+    truck = first.get_column("truck_id")
+    if truck.null_count():
+        truck = first.select(
+            pl.coalesce(pl.col("truck_id"), pl.lit("decl:") + pl.col("declaration_id"))
+        ).to_series()
+    day = first.get_column("declared_at").dt.date()
+    low, high = day.min(), day.max()
+    if low is not None and (high - low).days < _DAY_TEXTS:  # type: ignore[operator]
+        since = day.to_physical() - day.to_physical().min()  # type: ignore[operator]
+        span = pl.Series(np.arange((high - low).days + 1, dtype=np.int32))  # type: ignore[operator]
+        texts = (span + day.to_physical().min()).cast(pl.Date).cast(pl.String)
+        dates = texts.gather(since)
+    else:
+        dates = day.cast(pl.String)
+    parts = pl.DataFrame([truck.alias("who"), first.get_column("crossing"), dates.alias("day")])
+    text = parts.select(pl.concat_str(["who", "crossing", "day"], separator="|")).to_series()
+    return text.gather(pl.Series(trips.codes)).alias("trip_id")
+
+
+def _declaration_codes(declaration: pl.Series) -> tuple[np.ndarray, int]:
+    """Codes 0 .. count - 1 of the declarations: the column itself when it already is such a
+    code (``features.history.DECLARATION``), else numbered."""
+    if declaration.dtype.is_integer() and declaration.len() and not declaration.null_count():
+        low, high = declaration.min(), declaration.max()
+        if low >= 0 and high < declaration.len():  # type: ignore[operator]
+            return np.ascontiguousarray(declaration.to_numpy(), dtype=np.int32), int(high) + 1  # type: ignore[arg-type]
+    numbered = row_kernels.dense_codes([declaration])
+    return numbered.codes[0], numbered.count
+
+
+def row_signals() -> list[pl.Expr]:
+    """The row-local columns of ``declaration_and_trip_totals`` (no window)."""
+    return [
+        roundness(pl.col("invoice_value")).alias("invoice_value_roundness"),
+        pl.when(pl.col("net_mass_kg") > 0)
+        .then(pl.col("gross_mass_kg") / pl.col("net_mass_kg"))
+        .alias("gross_net_ratio"),
+        (
+            (pl.col("declared_at").dt.date() - pl.col("importer_registered_on"))
+            .dt.total_days()
+            .cast(pl.Float64)
+        ).alias("importer_age_days"),
+    ]
+
+
+def weighbridge_gaps(
+    items: pl.DataFrame,
+    totals: RowTotals,
+    arrivals: pl.LazyFrame | None,
+    tolerance: timedelta,
+) -> pl.Series:
+    """``trip_weighbridge_gap_ratio`` of ``weighbridge_gap`` over a materialised batch: each
+    row's (truck, crossing) hash looked up among the readings, the nearest found by binary
+    search. The hash is ``truck_at_crossing``'s, as the join's: the same pairs match."""
+    name = "trip_weighbridge_gap_ratio"
+    if arrivals is None:
+        return pl.Series(name, [None] * items.height, dtype=pl.Float64)
+    readings = (
+        arrivals.select(
+            _truck_at_crossing().alias("key"),
+            pl.col("arrived_at").alias("at"),
+            "weighbridge_kg",
+        )
+        .drop_nulls(["key", "weighbridge_kg"])
+        .sort("at", multithreaded=False)
+        .collect()
+    )
+    at_dtype = items.schema["declared_at"]
+    if readings.schema["at"] != at_dtype or readings.get_column("at").null_count():
+        frame = items.select("truck_id", "crossing", "declared_at").with_columns(
+            totals.columns.get_column("trip_gross_kg")
+        )
+        return frame.lazy().pipe(weighbridge_gap(arrivals, tolerance)).collect().get_column(name)
+    trips = totals.trips
+    if _trip_keys_hold(items):
+        # A trip is one truck at one crossing: its first row's key is every row's.
+        keyed = items.select("truck_id", "crossing")[pl.Series(trips.firsts)]
+        key_of_row = trips.codes
+    else:
+        keyed = items.select(
+            pl.when(pl.col("declared_at").is_not_null()).then(pl.col("truck_id")).alias("truck_id"),
+            "crossing",
+        )
+        key_of_row = np.arange(items.height, dtype=np.int32)
+    keys = keyed.select(_truck_at_crossing()).to_series()
+    unit = at_dtype.time_unit  # type: ignore[union-attr]
+    per_unit = {"ns": 1000, "us": 1, "ms": 0.001}[unit]
+    ratio = row_kernels.nearest_readings(
+        readings,
+        key_of_row,
+        np.ascontiguousarray(keys.fill_null(0).to_numpy()),
+        row_kernels.present(keys),
+        np.ascontiguousarray(items.get_column("declared_at").to_physical().to_numpy()),
+        np.ascontiguousarray(totals.columns.get_column("trip_gross_kg").to_numpy()),
+        int(tolerance / timedelta(microseconds=1) * per_unit),
+    )
+    return ratio.alias(name)
+
+
+def _trip_keys_hold(items: pl.DataFrame) -> bool:
+    """Whether every row has a trip text (a crossing and a time): rows without one share a
+    trip whatever their truck, so their trip does not name their truck at its crossing."""
+    return not (
+        items.get_column("crossing").null_count() or items.get_column("declared_at").null_count()
+    )

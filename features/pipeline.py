@@ -205,7 +205,43 @@ def _item_signals(
     frame: pl.LazyFrame, config: FeatureConfig, arrivals: pl.LazyFrame | None
 ) -> pl.LazyFrame:
     """The row-level signals of items that carry their entity and reference features, and
-    the output columns of ``build_features``."""
+    the output columns of ``build_features``.
+
+    The items are materialised here: trips, their totals, the weighbridge readings and the
+    country codes are counted by native kernels over the batch (``features.row_kernels``);
+    the elementwise signals stay expressions."""
+    items = frame.collect(engine=ENGINE)
+    if not behaviour.native_ready(items):
+        return _item_signals_by_expressions(items.lazy(), config, arrivals)
+    totals = behaviour.row_totals(items, history.DECLARATION)
+    gap = behaviour.weighbridge_gaps(
+        items, totals, arrivals, timedelta(hours=config.arrival_tolerance_hours)
+    )
+    signals = pl.concat(
+        [items, totals.columns, route.route_columns(items, totals.crossing), gap.to_frame()],
+        how="horizontal",
+    )
+    return (
+        signals.lazy()
+        .pipe(behaviour.threshold_signals(config.value_thresholds_usd, config.just_under_margin))
+        .with_columns(
+            *behaviour.row_signals(),
+            *goods_signals(),
+            behaviour.importer_burst_ratio(),
+            *(
+                hash_code_expr(column).alias(extra_categorical_name(column))
+                for column in config.extra_categoricals
+            ),
+        )
+        .select(*KEYS, *PASSTHROUGH, *feature_columns(config))
+    )
+
+
+def _item_signals_by_expressions(
+    frame: pl.LazyFrame, config: FeatureConfig, arrivals: pl.LazyFrame | None
+) -> pl.LazyFrame:
+    """``_item_signals`` as Polars expressions alone (items whose ``declared_at`` carries a
+    time zone, which the kernels do not take)."""
     frame = (
         frame.pipe(behaviour.declaration_and_trip_totals, history.DECLARATION)
         .pipe(behaviour.threshold_signals(config.value_thresholds_usd, config.just_under_margin))

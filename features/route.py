@@ -6,9 +6,12 @@ Country and route *risk* learned from outcomes lives in the entity history (enti
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
+from features import row_kernels
 from features.codes import country_code, hash_code_expr, hs_chapter_code, procedure_code
+from risk.schemas import PROCEDURES
 
 # Members of the Eurasian Economic Union: goods moving between them travel as internal trade,
 # which is what re-export schemes (DOMAIN.md scheme 2) exploit.
@@ -71,3 +74,55 @@ def route_signals() -> list[pl.Expr]:
         hs_chapter_code().alias("hs_chapter_code"),
         hash_code_expr("crossing").alias("crossing_code"),
     ]
+
+
+def route_columns(items: pl.DataFrame, crossing: row_kernels.Codes | None = None) -> pl.DataFrame:
+    """``route_signals`` over a materialised batch: the three country columns numbered
+    together once (``features.row_kernels.dense_codes``), every flag and code looked up from
+    their few distinct values. Same columns, types and nulls as the expressions.
+    ``crossing``: the crossings' codes when already at hand."""
+    columns = [items.get_column(c) for c in ("origin_country", "dispatch_country")]
+    columns.append(items.get_column("destination_country"))
+    countries = row_kernels.dense_codes(columns)
+    values = countries.values
+    origin, dispatch, destination = (pl.Series(codes) for codes in countries.codes)
+    two_letter = values.to_frame("v").select(country_code("v")).to_series()
+    missing = values.is_null().to_numpy()
+    o, d = countries.codes[0], countries.codes[1]
+    o_missing, d_missing = missing[o], missing[d]
+    differs = d != o
+
+    def flag(values_: pl.Series) -> np.ndarray:
+        return values_.fill_null(False).to_numpy()
+
+    cn, kz, eaeu = flag(values == "CN"), flag(values == "KZ"), flag(values.is_in(EAEU))
+    procedure = items.get_column("procedure")
+    if procedure.dtype == pl.Enum(PROCEDURES):
+        procedure_codes = procedure.to_physical().cast(pl.Int32).alias("procedure_code")
+    else:
+        procedure_codes = items.select(procedure_code().alias("procedure_code")).to_series()
+    crossing = crossing or row_kernels.dense_codes([items.get_column("crossing")])
+    crossing_hash = crossing.values.to_frame("v").select(hash_code_expr("v")).to_series()
+    chapter = (
+        items.get_column("hs_chapter")
+        if "hs_chapter" in items.columns
+        else items.get_column("hs_code").str.slice(0, 2)
+    )
+    return pl.DataFrame(
+        [
+            row_kernels.with_nulls(
+                (differs & ~d_missing).astype(np.int8), d_missing | ~o_missing
+            ).alias("origin_differs_from_dispatch"),
+            pl.Series("cn_origin_kz_dispatch", (cn[o] & kz[d]).astype(np.int8)),
+            *items.select(procedure_is("transit"), procedure_is("eaeu_internal")).get_columns(),
+            pl.Series(
+                "dispatch_from_eaeu_member", (eaeu[d] & ~o_missing & differs).astype(np.int8)
+            ),
+            two_letter.gather(origin).alias("origin_country_code"),
+            two_letter.gather(dispatch).alias("dispatch_country_code"),
+            two_letter.gather(destination).alias("destination_country_code"),
+            procedure_codes,
+            chapter.cast(pl.Int32, strict=False).alias("hs_chapter_code"),
+            crossing_hash.gather(pl.Series(crossing.codes[0])).alias("crossing_code"),
+        ]
+    )

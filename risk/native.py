@@ -135,8 +135,38 @@ def compile_ir(
     """Compile LLVM IR ``text`` for the host CPU (or load its object code from the cache)
     and return its function ``name`` as a ctypes function (``restype``, ``argtypes``: ctypes
     types)."""
+    (address,) = _compile_addresses(text, [name], opt)
+    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+
+
+def compile_kernels(
+    kernels: Sequence[tuple[Kernel, Sequence[Any], Any]], *, opt: int = 3
+) -> list[Callable[..., Any]]:
+    """Several kernels (each with its ctypes ``argtypes`` and ``restype``) compiled as one
+    module: one optimisation run, one engine and one cache file for all of them, which costs
+    about what one kernel does. Returns their ctypes functions, in order."""
     import llvmlite.binding as llvm
 
+    with _LOCK:
+        _host()  # LLVM initialised
+        modules = [llvm.parse_assembly(kernel.ir()) for kernel, _, _ in kernels]
+        for other in modules[1:]:
+            modules[0].link_in(other)
+        text = str(modules[0])
+    names = [kernel.name for kernel, _, _ in kernels]
+    addresses = _compile_addresses(text, names, opt)
+    return [
+        ctypes.CFUNCTYPE(restype, *argtypes)(address)
+        for (_, argtypes, restype), address in zip(kernels, addresses, strict=True)
+    ]
+
+
+def _compile_addresses(text: str, names: Sequence[str], opt: int) -> list[int]:
+    """The addresses of functions ``names`` of IR ``text`` compiled (or loaded from the
+    cache); the code stays alive with the process."""
+    import llvmlite.binding as llvm
+
+    name = names[0]
     with _LOCK:
         key = hashlib.sha256(f"{text}\n{_host()}\nopt={opt}".encode()).hexdigest()
         target = _kernel_folder() / f"{key}.o"
@@ -160,13 +190,13 @@ def compile_ir(
         )
         engine.finalize_object()
         _ENGINES.append(engine)
-        address = engine.get_function_address(name)
+        addresses = [engine.get_function_address(function) for function in names]
         if cached is None and produced:
             try:
                 write_checked(target, produced[0])
             except OSError as error:  # a read-only home: compiled again next time
                 log.info("native kernel %s not cached (%s)", name, error)
-    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+    return addresses
 
 
 class Var:

@@ -122,3 +122,26 @@ def test_a_cache_that_cannot_be_written_is_skipped(
         assert out.tolist() == [0, 2, 4]
     finally:
         get_settings.cache_clear()
+
+
+def test_kernels_compiled_together_each_give_their_own_answer() -> None:
+    from risk.native import compile_kernels
+
+    running = _running_sums()
+    k = Kernel("doubled_total", [I64, F64.as_pointer()], F64)
+    n, values = k.args
+    total = k.var(F64, 0.0)
+    with k.loop(k.const(0), n) as i:
+        total.set(k.b.fadd(total.get(), k.b.fmul(k.load(values, i), Kernel.const(2.0, F64))))
+    k.b.ret(total.get())
+    sums, doubled = compile_kernels(
+        [
+            (running, [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p], None),
+            (k, [ctypes.c_int64, ctypes.c_void_p], ctypes.c_double),
+        ]
+    )
+    values = np.abs(np.random.default_rng(5).normal(size=1000))
+    out = np.empty_like(values)
+    sums(values.size, pointer(values), pointer(out))
+    np.testing.assert_allclose(out, np.cumsum(values))
+    assert doubled(values.size, pointer(values)) == pytest.approx(2 * values.sum())

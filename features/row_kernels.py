@@ -1,0 +1,762 @@
+"""The native passes behind the row-level signals (``features.behaviour``, ``features.route``).
+
+Four kernels (``risk.native``), compiled together once per process:
+
+``dense_codes`` numbers the distinct values of a column (0, 1, ... in order of first
+appearance, null one value of its own) through an open-addressing table on their 64-bit
+hashes. A hash names a value only up to collisions, so ``codes`` checks every row against the
+first row of its code and, in the (never yet seen) case of a collision, numbers the values
+exactly with Polars instead: codes are exact, equal values <=> equal codes.
+
+``trip_codes`` numbers trips (``features.behaviour.trip_id``: truck or declaration, crossing,
+calendar day) from the hashes of the truck and crossing, the declaration's code and the day;
+the rows are checked against their trip's first row the same way.
+
+``trip_totals`` counts items, distinct declarations, importers and chapters and sums value and
+gross mass per trip, and items and value per declaration, and hands every row its totals.
+Sums run in row order (Polars' window sums over a text key add in an order of its own, so a
+total may differ from theirs in the last bit).
+
+``nearest_readings`` finds, per row, the weighbridge reading of its truck at its crossing
+nearest in time within a tolerance, as ``join_asof(strategy="nearest")`` does: readings in
+time order per key, the later one on a tie, and gives the gap of the trip's gross mass to it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from llvmlite import ir
+
+from risk.native import F64, I8, I32, I64, Kernel, compile_kernels, pointer
+
+U64P = I64.as_pointer()
+I32P = I32.as_pointer()
+I8P = I8.as_pointer()
+F64P = F64.as_pointer()
+I1 = ir.IntType(1)
+# Golden-ratio multiplier spreading keys over a table (Fibonacci hashing).
+_MIX = 0x9E3779B97F4A7C15 - (1 << 64)
+_MIX2 = 0xC2B2AE3D27D4EB4F - (1 << 64)
+FULL = -1  # a kernel's answer when its table is too small: the caller doubles it
+
+_LOCK = threading.Lock()
+_KERNELS: dict[str, Callable[..., Any]] = {}
+P = ctypes.c_void_p
+L = ctypes.c_int64
+
+
+def _true(k: Kernel) -> Any:
+    return ir.Constant(I1, 1)
+
+
+def _false(k: Kernel) -> Any:
+    return ir.Constant(I1, 0)
+
+
+def _probe(
+    k: Kernel,
+    start: Any,
+    mask: Any,
+    table_codes: Any,
+    same: Callable[[Any], Any],
+) -> tuple[Any, Any]:
+    """Linear probing from ``start``: the slot holding the key (``same(slot)``, an i1) or the
+    first free one, and the code found there (-1: free)."""
+    b = k.b
+    slot = k.var(I64, start)
+    code = k.var(I32, ir.Constant(I32, -1))
+    searching = k.var(I1, _true(k))
+    with k.while_(lambda: searching.get()):
+        taken = k.load(table_codes, slot.get())
+        code.set(taken)
+        with b.if_else(b.icmp_signed("<", taken, ir.Constant(I32, 0))) as (free, used):
+            with free:
+                searching.set(_false(k))
+            with used, b.if_else(same(slot.get())) as (found, other):
+                with found:
+                    searching.set(_false(k))
+                with other:
+                    slot.set(b.and_(b.add(slot.get(), k.const(1)), mask))
+    return slot.get(), code.get()
+
+
+def _dense_codes_kernel() -> Kernel:
+    """``row_dense_codes(n, hashes, valid, shift, table_keys, table_codes, state, offset,
+    codes, firsts) -> 0 or FULL``: each row's code in ``codes``; a new value takes the next
+    code (``state[0]``) and its row + ``offset`` goes to ``firsts``; null rows share the code
+    in ``state[1]`` (-1: none yet). ``state[2]``: the most codes the table takes."""
+    k = Kernel("row_dense_codes", [I64, U64P, I8P, I64, U64P, I32P, U64P, I64, I32P, U64P], I64)
+    n, hashes, valid, shift, table_keys, table_codes, state, offset, codes, firsts = k.args
+    b = k.b
+    mask = b.sub(b.shl(k.const(1), b.sub(k.const(64), shift)), k.const(1))
+    following = k.var(I64, k.load(state, k.const(0)))
+    null_code = k.var(I64, k.load(state, k.const(1)))
+    limit = k.load(state, k.const(2))
+    previous = k.var(I64, k.const(0))
+    previous_code = k.var(I32, ir.Constant(I32, -1))
+    full = k.var(I1, _false(k))
+
+    def take_code(row: Any) -> Any:
+        """The next code, its first row recorded (marks the table full at the limit)."""
+        new = following.get()
+        with b.if_then(b.icmp_signed(">=", new, limit)):
+            full.set(_true(k))
+        with b.if_then(b.icmp_signed("<", new, limit)):
+            k.store(b.add(row, offset), firsts, new)
+        following.set(b.add(new, k.const(1)))
+        return b.trunc(new, I32)
+
+    with k.loop(k.const(0), n) as i:
+        code = k.var(I32, ir.Constant(I32, 0))
+        with b.if_else(b.icmp_signed("==", k.load(valid, i), ir.Constant(I8, 0))) as (null, value):
+            with null:
+                with b.if_then(b.icmp_signed("<", null_code.get(), k.const(0))):
+                    null_code.set(b.zext(take_code(i), I64))
+                code.set(b.trunc(null_code.get(), I32))
+            with value:
+                h = k.load(hashes, i)
+                repeat = b.and_(
+                    b.icmp_signed(">=", previous_code.get(), ir.Constant(I32, 0)),
+                    b.icmp_unsigned("==", h, previous.get()),
+                )
+                with b.if_else(repeat) as (same, other):
+                    with same:
+                        code.set(previous_code.get())
+                    with other:
+                        start = b.lshr(b.mul(h, k.const(_MIX)), shift)
+                        slot, found = _probe(
+                            k,
+                            start,
+                            mask,
+                            table_codes,
+                            lambda s: b.icmp_unsigned("==", k.load(table_keys, s), h),
+                        )
+                        code.set(found)
+                        with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
+                            new = take_code(i)
+                            k.store(h, table_keys, slot)
+                            k.store(new, table_codes, slot)
+                            code.set(new)
+                previous.set(h)
+                previous_code.set(code.get())
+        k.store(code.get(), codes, i)
+        with b.if_then(full.get()):
+            b.ret(k.const(FULL))
+    k.store(following.get(), state, k.const(0))
+    k.store(null_code.get(), state, k.const(1))
+    b.ret(k.const(0))
+    return k
+
+
+def _trip_codes_kernel() -> Kernel:
+    """``row_trip_codes(n, truck, truck_valid, declaration, at, day, crossing, trip_valid,
+    shift, table_ab, table_c, table_codes, limit, trips, firsts) -> count or FULL``: the trip
+    of each row, keyed by (truck code, else declaration code; crossing code; 2 * floor(at /
+    day) + has truck), all exact; rows without a trip (``trip_valid`` 0) share one code. A
+    table takes at most ``limit`` trips."""
+    k = Kernel(
+        "row_trip_codes",
+        [I64, I32P, I8P, I32P, U64P, I64, I32P, I8P, I64, U64P, U64P, I32P, I64, I32P, U64P],
+        I64,
+    )
+    (
+        n, truck, truck_valid, declaration, at, day, crossing, trip_valid,
+        shift, table_ab, table_c, table_codes, limit, trips, firsts,
+    ) = k.args  # fmt: skip
+    b = k.b
+    zero, one = k.const(0), k.const(1)
+    mask = b.sub(b.shl(one, b.sub(k.const(64), shift)), one)
+    following = k.var(I64, zero)
+    null_code = k.var(I64, k.const(-1))
+    last_ab, last_c = k.var(I64, zero), k.var(I64, zero)
+    last_code = k.var(I32, ir.Constant(I32, -1))
+    full = k.var(I1, _false(k))
+
+    def take_code(row: Any) -> Any:
+        new = following.get()
+        with b.if_then(b.icmp_signed(">=", new, limit)):
+            full.set(_true(k))
+        with b.if_then(b.icmp_signed("<", new, limit)):
+            k.store(row, firsts, new)
+        following.set(b.add(new, one))
+        return b.trunc(new, I32)
+
+    with k.loop(zero, n) as i:
+        code = k.var(I32, ir.Constant(I32, 0))
+        no_trip = b.icmp_signed("==", k.load(trip_valid, i), ir.Constant(I8, 0))
+        with b.if_else(no_trip) as (none, trip):
+            with none:
+                with b.if_then(b.icmp_signed("<", null_code.get(), zero)):
+                    null_code.set(b.zext(take_code(i), I64))
+                code.set(b.trunc(null_code.get(), I32))
+            with trip:
+                has_truck = b.icmp_signed("!=", k.load(truck_valid, i), ir.Constant(I8, 0))
+                a = b.select(has_truck, k.load(truck, i), k.load(declaration, i))
+                ab = b.or_(b.shl(b.zext(a, I64), k.const(32)), b.zext(k.load(crossing, i), I64))
+                t = k.load(at, i)
+                days = b.sdiv(t, day)
+                below = b.and_(
+                    b.icmp_signed("<", t, zero), b.icmp_signed("!=", b.srem(t, day), zero)
+                )
+                days = b.sub(days, b.zext(below, I64))
+                c = b.add(b.shl(days, one), b.zext(has_truck, I64))
+                repeat = b.and_(
+                    b.icmp_signed(">=", last_code.get(), ir.Constant(I32, 0)),
+                    b.and_(
+                        b.icmp_unsigned("==", ab, last_ab.get()),
+                        b.icmp_unsigned("==", c, last_c.get()),
+                    ),
+                )
+                with b.if_else(repeat) as (same, other):
+                    with same:
+                        code.set(last_code.get())
+                    with other:
+                        mixed = b.xor(b.mul(ab, k.const(_MIX2)), c)
+                        start = b.lshr(b.mul(mixed, k.const(_MIX)), shift)
+
+                        def same_key(s: Any) -> Any:
+                            return b.and_(
+                                b.icmp_unsigned("==", k.load(table_ab, s), ab),
+                                b.icmp_unsigned("==", k.load(table_c, s), c),
+                            )
+
+                        slot, found = _probe(k, start, mask, table_codes, same_key)
+                        code.set(found)
+                        with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
+                            new = take_code(i)
+                            k.store(ab, table_ab, slot)
+                            k.store(c, table_c, slot)
+                            k.store(new, table_codes, slot)
+                            code.set(new)
+                last_ab.set(ab)
+                last_c.set(c)
+                last_code.set(code.get())
+        k.store(code.get(), trips, i)
+        with b.if_then(full.get()):
+            b.ret(k.const(FULL))
+    b.ret(following.get())
+    return k
+
+
+def _trip_totals_kernel() -> Kernel:
+    """``row_trip_totals``: see ``trip_totals``, whose arguments it takes in order."""
+    args = [
+        I64, I32P, I64, I32P, I64, I32P, I64, I32P, I64,  # n; trips, declarations, importers ..
+        F64P, I8P, F64P, I8P,  # value and its validity, gross mass and its validity
+        U64P, U64P, U64P, F64P, F64P, U64P, U64P, U64P,  # scratch per trip: starts, cursor, ..
+        I32P, I32P, I32P, U64P, F64P,  # scratch: marks per declaration, importer, chapter; ..
+        U64P, U64P, F64P, U64P, U64P, U64P, U64P, F64P, F64P,  # per row: order, out ...
+    ]  # fmt: skip
+    k = Kernel("row_trip_totals", args)
+    (
+        n, trips, nt, declarations, nd, importers, ni, chapters, nc,
+        value, value_valid, gross, gross_valid,
+        starts, cursor, items, value_sum, gross_sum, n_declarations, n_importers, n_chapters,
+        mark_d, mark_i, mark_c, d_items, d_value,
+        order, o_d_items, o_d_value, o_t_decl, o_t_items, o_t_imp, o_t_chap, o_t_value, o_t_gross,
+    ) = k.args  # fmt: skip
+    b = k.b
+    zero, one = k.const(0), k.const(1)
+    fzero = ir.Constant(F64, 0.0)
+    minus = ir.Constant(I32, -1)
+
+    def add_to(array: Any, index: Any, amount: Any) -> None:
+        at = b.gep(array, [index])
+        if amount.type == F64:
+            b.store(b.fadd(b.load(at), amount), at)
+        else:
+            b.store(b.add(b.load(at), amount), at)
+
+    with k.loop(zero, b.add(nt, one)) as t:
+        k.store(zero, starts, t)
+    with k.loop(zero, nt) as t:
+        k.store(fzero, value_sum, t)
+        k.store(fzero, gross_sum, t)
+    with k.loop(zero, nd) as d:
+        k.store(zero, d_items, d)
+        k.store(fzero, d_value, d)
+        k.store(minus, mark_d, d)
+    with k.loop(zero, ni) as j:
+        k.store(minus, mark_i, j)
+    with k.loop(zero, nc) as j:
+        k.store(minus, mark_c, j)
+    # Counts and sums, in row order.
+    with k.loop(zero, n) as i:
+        t = b.sext(k.load(trips, i), I64)
+        d = b.sext(k.load(declarations, i), I64)
+        add_to(starts, b.add(t, one), one)
+        add_to(d_items, d, one)
+        with b.if_then(b.icmp_signed("!=", k.load(value_valid, i), ir.Constant(I8, 0))):
+            v = k.load(value, i)
+            add_to(value_sum, t, v)
+            add_to(d_value, d, v)
+        with b.if_then(b.icmp_signed("!=", k.load(gross_valid, i), ir.Constant(I8, 0))):
+            add_to(gross_sum, t, k.load(gross, i))
+    # Rows grouped by trip (a stable counting sort), then the distinct values of each trip.
+    with k.loop(zero, nt) as t:
+        following = b.add(t, one)
+        k.store(b.add(k.load(starts, following), k.load(starts, t)), starts, following)
+        k.store(k.load(starts, t), cursor, t)
+    with k.loop(zero, n) as i:
+        t = b.sext(k.load(trips, i), I64)
+        place = k.load(cursor, t)
+        k.store(i, order, place)
+        k.store(b.add(place, one), cursor, t)
+    with k.loop(zero, nt) as t:
+        t32 = b.trunc(t, I32)
+        counts = [k.var(I64, zero) for _ in range(3)]
+        with k.loop(k.load(starts, t), k.load(starts, b.add(t, one))) as j:
+            row = k.load(order, j)
+            for count, codes, marks in zip(
+                counts, (declarations, importers, chapters), (mark_d, mark_i, mark_c), strict=True
+            ):
+                code = b.sext(k.load(codes, row), I64)
+                with b.if_then(b.icmp_signed("!=", k.load(marks, code), t32)):
+                    k.store(t32, marks, code)
+                    count.set(b.add(count.get(), one))
+        k.store(b.sub(k.load(starts, b.add(t, one)), k.load(starts, t)), items, t)
+        k.store(counts[0].get(), n_declarations, t)
+        k.store(counts[1].get(), n_importers, t)
+        k.store(counts[2].get(), n_chapters, t)
+    # Every row its totals.
+    with k.loop(zero, n) as i:
+        t = b.sext(k.load(trips, i), I64)
+        d = b.sext(k.load(declarations, i), I64)
+        k.store(k.load(d_items, d), o_d_items, i)
+        k.store(k.load(d_value, d), o_d_value, i)
+        k.store(k.load(n_declarations, t), o_t_decl, i)
+        k.store(k.load(items, t), o_t_items, i)
+        k.store(k.load(n_importers, t), o_t_imp, i)
+        k.store(k.load(n_chapters, t), o_t_chap, i)
+        k.store(k.load(value_sum, t), o_t_value, i)
+        k.store(k.load(gross_sum, t), o_t_gross, i)
+    return k
+
+
+def _nearest_readings_kernel() -> Kernel:
+    """``row_nearest_readings``: see ``nearest_readings``, whose arguments it takes in order."""
+    args = [
+        I64, U64P, U64P, F64P,  # readings (in time order): count, keys, times, weights
+        I64, U64P, I32P, U64P, U64P, I32P,  # table: shift, keys, codes; group starts, order, group
+        I64, I32P, U64P, I8P, U64P, F64P, I64,  # rows: n, key index, keys, has key, at, gross, tol
+        F64P, I8P,  # out: gap ratio and its validity
+    ]  # fmt: skip
+    k = Kernel("row_nearest_readings", args, I64)
+    (
+        m, r_keys, r_times, r_weights,
+        shift, table_keys, table_codes, starts, order, group,
+        n, key_of_row, keys, key_valid, at, gross, tolerance,
+        out, out_valid,
+    ) = k.args  # fmt: skip
+    b = k.b
+    zero, one = k.const(0), k.const(1)
+    mask = b.sub(b.shl(one, b.sub(k.const(64), shift)), one)
+    groups = k.var(I64, zero)
+
+    def lookup(key: Any) -> tuple[Any, Any]:
+        start = b.lshr(b.mul(key, k.const(_MIX)), shift)
+        return _probe(
+            k, start, mask, table_codes, lambda s: b.icmp_unsigned("==", k.load(table_keys, s), key)
+        )
+
+    # Each reading's key group, counted; then readings grouped by key, in time order.
+    with k.loop(zero, m) as r:
+        key = k.load(r_keys, r)
+        slot, found = lookup(key)
+        code = k.var(I32, found)
+        with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
+            new = b.trunc(groups.get(), I32)
+            k.store(key, table_keys, slot)
+            k.store(new, table_codes, slot)
+            k.store(zero, starts, b.add(groups.get(), one))
+            groups.set(b.add(groups.get(), one))
+            code.set(new)
+        k.store(code.get(), group, r)
+        g = b.add(b.sext(code.get(), I64), one)
+        k.store(b.add(k.load(starts, g), one), starts, g)
+    k.store(zero, starts, zero)
+    with k.loop(zero, groups.get()) as g:
+        following = b.add(g, one)
+        k.store(b.add(k.load(starts, following), k.load(starts, g)), starts, following)
+    with k.loop(zero, m) as r:  # starts[g] serves as group g's cursor ...
+        g = b.sext(k.load(group, r), I64)
+        place = k.load(starts, g)
+        k.store(r, order, place)
+        k.store(b.add(place, one), starts, g)
+    with k.loop(groups.get(), zero, step=-1) as g:  # ... and ends as its end: moved up one
+        k.store(k.load(starts, b.sub(g, one)), starts, g)
+    k.store(zero, starts, zero)
+    matched = k.var(I64, zero)
+    with k.loop(zero, n) as i:
+        k.store(ir.Constant(I8, 0), out_valid, i)
+        k.store(ir.Constant(F64, 0.0), out, i)
+        index = b.sext(k.load(key_of_row, i), I64)
+        with b.if_then(b.icmp_signed("!=", k.load(key_valid, index), ir.Constant(I8, 0))):
+            key = k.load(keys, index)
+            _, code = lookup(key)
+            with b.if_then(b.icmp_signed(">=", code, ir.Constant(I32, 0))):
+                g = b.sext(code, I64)
+                low = k.load(starts, g)
+                high = k.load(starts, b.add(g, one))
+                x = k.load(at, i)
+                # The first reading of the group later than x (binary search).
+                lo, hi = k.var(I64, low), k.var(I64, high)
+                with k.while_(lambda: b.icmp_signed("<", lo.get(), hi.get())):
+                    mid = b.lshr(b.add(lo.get(), hi.get()), one)
+                    later = b.icmp_signed(">", k.load(r_times, k.load(order, mid)), x)
+                    with b.if_else(later) as (yes, no):
+                        with yes:
+                            hi.set(mid)
+                        with no:
+                            lo.set(b.add(mid, one))
+                after = lo.get()
+                best = k.var(I64, k.const(-1))
+                distance = k.var(I64, zero)
+                with b.if_then(b.icmp_signed(">", after, low)):
+                    best.set(b.sub(after, one))
+                    distance.set(b.sub(x, k.load(r_times, k.load(order, best.get()))))
+                with b.if_then(b.icmp_signed("<", after, high)):
+                    later_time = k.load(r_times, k.load(order, after))
+                    gap = b.sub(later_time, x)
+                    nearer = b.or_(
+                        b.icmp_signed("<", best.get(), zero),
+                        b.icmp_signed("<=", gap, distance.get()),
+                    )
+                    with b.if_then(nearer):
+                        # The last of the readings at that time.
+                        last = k.var(I64, after)
+                        with k.while_(
+                            lambda: b.and_(
+                                b.icmp_signed("<", b.add(last.get(), one), high),
+                                b.icmp_signed(
+                                    "==",
+                                    k.load(r_times, k.load(order, b.add(last.get(), one))),
+                                    later_time,
+                                ),
+                            )
+                        ):
+                            last.set(b.add(last.get(), one))
+                        best.set(last.get())
+                        distance.set(gap)
+                within = b.and_(
+                    b.icmp_signed(">=", best.get(), zero),
+                    b.icmp_signed("<=", distance.get(), tolerance),
+                )
+                with b.if_then(within):
+                    weight = k.load(r_weights, k.load(order, best.get()))
+                    total = k.load(gross, i)
+                    with b.if_then(b.fcmp_ordered(">", total, ir.Constant(F64, 0.0))):
+                        k.store(b.fdiv(b.fsub(weight, total), total), out, i)
+                        k.store(ir.Constant(I8, 1), out_valid, i)
+                    matched.set(b.add(matched.get(), one))
+    b.ret(matched.get())
+    return k
+
+
+def _kernels() -> dict[str, Callable[..., Any]]:
+    """The four kernels, compiled together on first use (once per process)."""
+    with _LOCK:
+        if not _KERNELS:
+            built = [
+                (_dense_codes_kernel(), [L, P, P, L, P, P, P, L, P, P], L),
+                (_trip_codes_kernel(), [L, P, P, P, P, L, P, P, L, P, P, P, L, P, P], L),
+                (_trip_totals_kernel(), [L, P, L, P, L, P, L, P, L, *[P] * 26], None),
+                (
+                    _nearest_readings_kernel(),
+                    [L, P, P, P, L, P, P, P, P, P, L, P, P, P, P, P, L, P, P],
+                    L,
+                ),
+            ]
+            functions = compile_kernels(built)
+            _KERNELS.update(
+                {
+                    kernel.name: function
+                    for (kernel, _, _), function in zip(built, functions, strict=True)
+                }
+            )
+        return _KERNELS
+
+
+def _shift(capacity: int) -> int:
+    """The shift of a table of at least twice ``capacity`` slots (a power of two)."""
+    bits = max(4, int(capacity * 2 - 1).bit_length())
+    return 64 - bits
+
+
+def _free_table(shift: int) -> tuple[np.ndarray, np.ndarray]:
+    size = 1 << (64 - shift)
+    return np.empty(size, dtype=np.uint64), np.full(size, -1, dtype=np.int32)
+
+
+def _hashes(series: pl.Series) -> np.ndarray:
+    """64-bit hashes of a column's values (equal values, equal hashes), C-contiguous."""
+    return np.ascontiguousarray(series.hash().to_numpy())
+
+
+def present(series: pl.Series) -> np.ndarray:
+    """1 where a column has a value, 0 where it is null (int8)."""
+    if series.null_count() == 0:
+        return np.ones(series.len(), dtype=np.int8)
+    return series.is_not_null().to_numpy().view(np.int8)
+
+
+@dataclass(frozen=True)
+class Codes:
+    """Dense codes of one or more columns in one numbering (``dense_codes``): ``codes[j]``
+    the code of each row of column j; ``values`` the value of each code."""
+
+    codes: list[np.ndarray]
+    values: pl.Series
+
+    @property
+    def count(self) -> int:
+        return self.values.len()
+
+
+def dense_codes(columns: Sequence[pl.Series], *, guess: int | None = None) -> Codes:
+    """Numbers the distinct values of ``columns`` (one numbering for all, null a value of its
+    own), 0, 1, ... in order of first appearance (column by column). Exact: a hash collision
+    between two values is caught and numbered with Polars instead."""
+    n = columns[0].len() if columns else 0
+    hashes = [_hashes(column) for column in columns]
+    valid = [present(column) for column in columns]
+    dense = _kernels()["row_dense_codes"]
+    capacity = max(guess or n // 16, 8)
+    while True:
+        shift = _shift(capacity)
+        table_keys, table_codes = _free_table(shift)
+        state = np.array([0, -1, capacity], dtype=np.int64)
+        firsts = np.empty(capacity, dtype=np.int64)
+        codes = [np.empty(n, dtype=np.int32) for _ in columns]
+        for j, (h, v, out) in enumerate(zip(hashes, valid, codes, strict=True)):
+            status = dense(
+                n, pointer(h), pointer(v), shift, pointer(table_keys), pointer(table_codes),
+                pointer(state), j * n, pointer(out), pointer(firsts),
+            )  # fmt: skip
+            if status == FULL:
+                break
+        else:
+            break
+        capacity *= 8
+    count = int(state[0])
+    where = firsts[:count]
+    values = _values_at(columns, where // max(n, 1), where % max(n, 1))
+    checked = all(
+        bool(values.gather(code).eq_missing(column).all())
+        for code, column in zip(codes, columns, strict=True)
+    )
+    return Codes(codes, values) if checked else exact_codes(columns)
+
+
+def _values_at(columns: Sequence[pl.Series], column: np.ndarray, row: np.ndarray) -> pl.Series:
+    """The values at (column, row) pairs, in order."""
+    if len(columns) == 1:
+        return columns[0].gather(row)
+    parts = pl.concat(
+        [
+            columns[j]
+            .gather(row[column == j])
+            .to_frame("v")
+            .with_columns(pl.Series("at", np.flatnonzero(column == j)))
+            for j in range(len(columns))
+        ]
+    )
+    return parts.sort("at").get_column("v").rename(columns[0].name)
+
+
+def exact_codes(columns: Sequence[pl.Series]) -> Codes:
+    """``dense_codes`` computed with Polars alone (after a hash collision)."""
+    n = columns[0].len()
+    values = pl.concat([column.rename("v") for column in columns]).to_frame()
+    numbered = (
+        values.with_row_index("at")
+        .group_by("v", maintain_order=True)
+        .agg(pl.col("at").first())
+        .with_row_index("code")
+    )
+    codes = (
+        values.join(numbered, on="v", how="left", nulls_equal=True, maintain_order="left")
+        .get_column("code")
+        .cast(pl.Int32)
+        .to_numpy()
+    )
+    return Codes(
+        [np.ascontiguousarray(codes[j * n : (j + 1) * n]) for j in range(len(columns))],
+        numbered.get_column("v").rename(columns[0].name),
+    )
+
+
+@dataclass(frozen=True)
+class Trips:
+    """Trip codes (``trip_codes``): ``codes`` each row's trip (0, 1, ... in order of first
+    appearance), ``firsts`` each trip's first row."""
+
+    codes: np.ndarray
+    firsts: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.firsts.size)
+
+
+DAY = {"ns": 86_400_000_000_000, "us": 86_400_000_000, "ms": 86_400_000}
+
+
+def trip_codes(
+    truck: Codes,
+    has_truck: np.ndarray,
+    declaration: np.ndarray,
+    has_declaration: np.ndarray,
+    crossing: Codes,
+    declared_at: pl.Series,
+) -> Trips:
+    """The trip of each row: its truck (else its declaration), crossing and calendar day of
+    the naive ``declared_at``. ``truck``/``crossing``: ``dense_codes`` of those columns,
+    ``declaration``: an exact code of each row's declaration (int32); ``has_*``: 1 where the
+    row has one (int8). A row lacking a crossing, a time, or both truck and declaration has
+    no trip text: all such rows make one trip, as one null key does in a group-by."""
+    n = declared_at.len()
+    dtype = declared_at.dtype
+    assert isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+    at = np.ascontiguousarray(declared_at.to_physical().fill_null(0).to_numpy())
+    crossing_codes = crossing.codes[0]
+    valid = (
+        ~crossing.values.is_null().to_numpy()[crossing_codes]
+        & present(declared_at).view(np.bool_)
+        & (has_truck | has_declaration).view(np.bool_)
+    ).view(np.int8)
+    declaration = np.ascontiguousarray(declaration, dtype=np.int32)
+    function = _kernels()["row_trip_codes"]
+    capacity = max(1024, n // 4)
+    while True:
+        shift = _shift(capacity)
+        size = 1 << (64 - shift)
+        table_ab, table_c = np.empty(size, dtype=np.uint64), np.empty(size, dtype=np.uint64)
+        table_codes = np.full(size, -1, dtype=np.int32)
+        codes = np.empty(n, dtype=np.int32)
+        firsts = np.empty(capacity, dtype=np.int64)
+        count = function(
+            n, pointer(truck.codes[0]), pointer(has_truck), pointer(declaration), pointer(at),
+            DAY[dtype.time_unit], pointer(crossing_codes), pointer(valid), shift,
+            pointer(table_ab), pointer(table_c), pointer(table_codes), capacity, pointer(codes),
+            pointer(firsts),
+        )  # fmt: skip
+        if count != FULL:
+            return Trips(codes, firsts[:count].copy())
+        capacity *= 4
+
+
+@dataclass(frozen=True)
+class TripTotals:
+    """Per row: its declaration's items and value, its trip's items, distinct declarations,
+    importers and chapters, value and gross mass."""
+
+    declaration_items: np.ndarray
+    declaration_value: np.ndarray
+    trip_declarations: np.ndarray
+    trip_items: np.ndarray
+    trip_importers: np.ndarray
+    trip_chapters: np.ndarray
+    trip_value: np.ndarray
+    trip_gross: np.ndarray
+
+
+def trip_totals(
+    trips: Trips,
+    declaration: np.ndarray,
+    declarations: int,
+    importer: Codes,
+    chapter: Codes,
+    value: pl.Series,
+    gross: pl.Series,
+) -> TripTotals:
+    """Totals per trip and per declaration handed to every row (``TripTotals``); sums skip
+    nulls and run in row order. ``declaration``: codes 0 .. ``declarations`` - 1."""
+    n = trips.codes.size
+    nt = trips.count
+    # Every array a kernel reads is held by a name for the whole call.
+    declaration = np.ascontiguousarray(declaration, dtype=np.int32)
+    values = np.ascontiguousarray(value.fill_null(0.0).to_numpy(), dtype=np.float64)
+    masses = np.ascontiguousarray(gross.fill_null(0.0).to_numpy(), dtype=np.float64)
+    value_valid, gross_valid = present(value), present(gross)
+    per_trip = [np.empty(nt + 1, dtype=np.int64), np.empty(nt, dtype=np.int64)]
+    per_trip += [np.empty(nt, dtype=np.int64)]
+    per_trip += [np.empty(nt, dtype=np.float64) for _ in range(2)]
+    per_trip += [np.empty(nt, dtype=np.int64) for _ in range(3)]
+    marks = [np.empty(max(count, 1), dtype=np.int32) for count in
+             (declarations, importer.count, chapter.count)]  # fmt: skip
+    per_declaration = [np.empty(declarations, dtype=np.int64), np.empty(declarations, np.float64)]
+    order = np.empty(n, dtype=np.int64)
+    out = TripTotals(
+        np.empty(n, dtype=np.int64),
+        np.empty(n, dtype=np.float64),
+        *(np.empty(n, dtype=np.int64) for _ in range(4)),
+        np.empty(n, dtype=np.float64),
+        np.empty(n, dtype=np.float64),
+    )
+    _kernels()["row_trip_totals"](
+        n, pointer(trips.codes), nt,
+        pointer(declaration), declarations,
+        pointer(importer.codes[0]), importer.count, pointer(chapter.codes[0]), chapter.count,
+        pointer(values), pointer(value_valid), pointer(masses), pointer(gross_valid),
+        *(pointer(a) for a in per_trip), *(pointer(a) for a in marks),
+        *(pointer(a) for a in per_declaration), pointer(order),
+        *(pointer(getattr(out, name)) for name in TripTotals.__dataclass_fields__),
+    )  # fmt: skip
+    return out
+
+
+def nearest_readings(
+    readings: pl.DataFrame,
+    key_of_row: np.ndarray,
+    keys: np.ndarray,
+    has_key: np.ndarray,
+    at: np.ndarray,
+    gross: np.ndarray,
+    tolerance: int,
+) -> pl.Series:
+    """``(reading - gross) / gross`` per row, the reading nearest ``at`` (within
+    ``tolerance``, the later on a tie) among ``readings`` of the row's key; null without one,
+    or where ``gross`` is not above 0. ``readings``: ``key`` (UInt64), ``at`` and
+    ``weighbridge_kg`` in time order; ``keys``/``has_key`` per key index, ``key_of_row`` each
+    row's index into them; ``at`` in the readings' unit."""
+    m = readings.height
+    n = key_of_row.size
+    key_of_row = np.ascontiguousarray(key_of_row, dtype=np.int32)
+    r_keys = np.ascontiguousarray(readings.get_column("key").to_numpy())
+    r_times = np.ascontiguousarray(readings.get_column("at").to_physical().to_numpy())
+    r_weights = np.ascontiguousarray(readings.get_column("weighbridge_kg").to_numpy())
+    shift = _shift(max(m, 8))
+    table_keys, table_codes = _free_table(shift)
+    starts = np.empty(m + 2, dtype=np.int64)
+    order = np.empty(max(m, 1), dtype=np.int64)
+    group = np.empty(max(m, 1), dtype=np.int32)
+    ratio = np.empty(n, dtype=np.float64)
+    valid = np.empty(n, dtype=np.int8)
+    _kernels()["row_nearest_readings"](
+        m, pointer(r_keys), pointer(r_times), pointer(r_weights),
+        shift, pointer(table_keys), pointer(table_codes), pointer(starts), pointer(order),
+        pointer(group), n, pointer(key_of_row),
+        pointer(keys), pointer(has_key), pointer(at), pointer(gross), tolerance,
+        pointer(ratio), pointer(valid),
+    )  # fmt: skip
+    return with_nulls(ratio, valid)
+
+
+def with_nulls(values: np.ndarray, valid: np.ndarray) -> pl.Series:
+    """A Series of ``values``, null where ``valid`` is 0."""
+    series = pl.Series(values)
+    if valid.all():
+        return series
+    return (
+        series.to_frame("v")
+        .select(pl.when(pl.Series(valid.view(np.bool_))).then(pl.col("v")))
+        .to_series()
+    )
