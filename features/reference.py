@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from features.codes import country_code
+from features.reference_kernel import bucket_tables, pair_codes, positions
 
 METRICS = ("unit_value_kg", "unit_value_unit", "mass_per_unit")
 # Level 0: full HS code x origin; 1: 6 digits x origin; 2: 4 digits x origin;
@@ -263,102 +264,99 @@ class UnitValueReference:
     def _transform_snapshot(self, rows: pl.LazyFrame) -> pl.LazyFrame:
         """``transform`` of a compacted reference: its one period's reference is fixed, so
         the count and median of every key and the running count of every past value are
-        prepared once (``_snapshot``, sorted by key). The level is chosen once per distinct
-        (HS code, origin) of the batch, joined to the rows, and a row's quantile position is
-        an as-of look-up among its key's past values. The numbers are those of the general
-        path: the same counts, the same two middle values, the same division. The result
-        keeps the rows' order, one row per row, nulls where a metric has no reference."""
-        keys, ranks = self._snapshot()
+        prepared once (``_snapshot``, sorted by key, kept as arrays by ``_lookup``). The level
+        is chosen once per distinct (HS code, origin) of the batch (``_choose``), and a row's
+        quantile position is a binary search among its key's past values, in one native pass
+        (``features.reference_kernel``). The numbers are those of the general path: the same
+        counts, the same two middle values, the same division. The result keeps the rows'
+        order, one row per row, nulls where a metric has no reference."""
+        lookup = self._lookup()
         frame = rows.collect(engine=ENGINE)
-        pairs = frame.lazy().select("hs_code", "origin_country").unique()
-        choice = self._choose_snapshot_levels(pairs, keys).collect(engine=ENGINE)
-        frame = frame.join(
-            choice, on=["hs_code", "origin_country"], how="left", maintain_order="left"
-        )
+        coded = pair_codes(frame.get_column("hs_code"), frame.get_column("origin_country"))
+        codes, firsts = coded if coded is not None else _pair_codes(frame)
+        pairs = frame.select("hs_code", "origin_country")[pl.Series(firsts)]
         columns: list[pl.Series] = [frame.get_column("declaration_id"), frame.get_column("item_no")]
-        for index, metric in enumerate(METRICS):
-            valid = pl.col(metric).is_not_null() & pl.col(f"_level{index}").is_not_null()
-            queries = (
-                frame.lazy()
-                .select(
-                    pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
-                    pl.col(f"_key{index}").alias(KEY),
-                    pl.col(metric).alias("value"),
-                    valid.alias("_valid"),
-                )
-                .filter(pl.col("_valid"))
-                .sort("value", multithreaded=False)
-                .join_asof(
-                    _slices(ranks, frame.get_column(f"_key{index}").drop_nulls()).lazy(),
-                    on="value",
-                    by=KEY,
-                    strategy="backward",
-                    allow_exact_matches=False,
-                    check_sortedness=False,
-                )
-                .select("_row", pl.col("_below").fill_null(0))
-                .collect(engine=ENGINE)
-            )
-            counted = (
-                pl.Series("_below", [], dtype=pl.Int64)
-                .extend_constant(None, frame.height)
-                .scatter(queries.get_column("_row"), queries.get_column("_below"))
-            )
-            n = pl.when(valid).then(pl.col(f"_n{index}"))
-            columns += frame.select(
-                pl.when(valid)
-                .then(pl.col(metric) - pl.col(f"_median{index}"))
-                .alias(f"{metric}_log_ratio"),
-                (pl.lit(counted) / n).alias(f"{metric}_position"),
-                pl.when(valid)
-                .then(pl.col(f"_level{index}"))
-                .cast(pl.Int32)
-                .alias(f"{metric}_reference_level"),
-                n.alias(f"{metric}_reference_rows"),
-            ).get_columns()
+        stats = positions(
+            codes,
+            [frame.get_column(metric) for metric in METRICS],
+            self._choose(pairs, lookup),
+            lookup["table"],
+            lookup["value"],
+            lookup["below"],
+        )
+        for metric, found in zip(METRICS, stats, strict=True):
+            names = ("log_ratio", "position", "reference_level", "reference_rows")
+            columns += [
+                series.alias(f"{metric}_{name}") for series, name in zip(found, names, strict=True)
+            ]
         return pl.DataFrame(columns).lazy()
 
-    def _choose_snapshot_levels(self, pairs: pl.LazyFrame, keys: pl.DataFrame) -> pl.LazyFrame:
-        """Per distinct (HS code, origin) and metric: the finest level with at least
-        ``min_rows`` past rows in the snapshot, and its key, rows and median, one column of
-        each per metric (``_level0``, ``_key0``, ``_n0``, ``_median0``, ...).
+    def _lookup(self) -> dict[str, np.ndarray]:
+        """The snapshot as arrays (memoised with it). Per key, sorted: ``key``, ``rows`` and
+        ``median``. Per distinct past value, in the snapshot's order (by key, then value):
+        ``value`` and ``below``. Per key with past values there (``sliced``, sorted): its
+        ``start`` among them, and ``buckets`` equal-width buckets of its values from ``low``,
+        ``scale`` per unit, whose first values are ``table[table_at + bucket]``
+        (``table[table_at + buckets]``: its end). A row's value is searched for in its bucket
+        alone, a few values, instead of among all of its key's (``bucket_tables``)."""
+        keys, ranks = self._snapshot()
+        memo = getattr(self, "_lookup_memo", None)
+        if memo is None or memo[0] is not self._snapshot_memo:
+            keys, ranks = keys.rechunk(), ranks.rechunk()
+            ranked = ranks.get_column(KEY).to_numpy()
+            value = np.ascontiguousarray(ranks.get_column("value").to_numpy())
+            start = np.flatnonzero(np.diff(ranked, prepend=ranked[:1] - 1))
+            size = np.diff(np.append(start, len(ranked)))
+            tables = bucket_tables(value, start, size)
+            arrays = {
+                "key": keys.get_column(KEY).to_numpy(),
+                "rows": keys.get_column("n").to_numpy(),
+                "median": keys.get_column("median").to_numpy(),
+                "value": value,
+                "below": ranks.get_column("_below").to_numpy(),
+                "sliced": ranked[start],
+                "start": start,
+                "buckets": size,
+                **tables,
+            }
+            memo = (self._snapshot_memo, {k: np.ascontiguousarray(a) for k, a in arrays.items()})
+            self._lookup_memo = memo
+        return memo[1]
 
-        Every (pair, metric, level) is looked up at once in long form, a few thousand rows,
-        rather than by a join per level and metric."""
-        pair = ["hs_code", "origin_country"]
-        pairs = pairs.collect(engine=ENGINE).lazy()  # read by several branches below
-        metrics = pl.LazyFrame({"metric": range(len(METRICS))}, schema={"metric": pl.Int64})
-        asked = pairs.join(metrics, how="cross")
-        chosen = (
-            pl.concat(
-                asked.select(
-                    *pair,
-                    "metric",
-                    pl.lit(level, dtype=pl.Int8).alias("_level"),
-                    reference_key(level).alias(KEY),
-                )
-                for level in LEVELS
-            )
-            .join(keys.lazy(), on=KEY, how="inner")
-            .filter(pl.col("n") >= self.min_rows)
-            .group_by(*pair, "metric")
-            .agg(pl.col("_level").min(), pl.col(KEY, "n", "median").sort_by("_level").first())
+    def _choose(self, pairs: pl.DataFrame, lookup: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per distinct (HS code, origin) of ``pairs`` and metric (index pair * metrics +
+        metric): the finest level with at least ``min_rows`` past rows in the snapshot (-1:
+        none), its rows and median, and its key's slice of ``lookup``'s past values."""
+        metrics = len(METRICS)
+        size = pairs.height * metrics
+        level = np.full(size, -1, dtype=np.int32)
+        chosen = {
+            "key": np.zeros(size, dtype=np.int64),
+            "rows": np.zeros(size, dtype=np.int64),
+            "median": np.zeros(size, dtype=np.float64),
+        }
+        # A key's metric is its last term: the keys of metric 0, plus the metric's index.
+        bases = pairs.with_columns(pl.lit(0, dtype=pl.Int64).alias("metric")).select(
+            reference_key(level).alias(str(level)) for level in LEVELS
         )
-        frame = pairs
-        for index in range(len(METRICS)):
-            frame = frame.join(
-                chosen.filter(pl.col("metric") == index).select(
-                    *pair,
-                    pl.col("_level").alias(f"_level{index}"),
-                    pl.col(KEY).alias(f"_key{index}"),
-                    pl.col("n").alias(f"_n{index}"),
-                    pl.col("median").alias(f"_median{index}"),
-                ),
-                on=pair,
-                how="left",
-                nulls_equal=True,
-            )
-        return frame
+        known = lookup["key"]
+        for candidate in reversed(LEVELS) if len(known) else ():  # finest last: it wins
+            base = bases.get_column(str(candidate))
+            has_key = np.repeat(base.is_not_null().to_numpy(), metrics)
+            key = (base.fill_null(0).to_numpy()[:, None] + np.arange(metrics)).ravel()
+            at = np.minimum(np.searchsorted(known, key), len(known) - 1)
+            enough = has_key & (known[at] == key) & (lookup["rows"][at] >= self.min_rows)
+            level[enough] = candidate
+            chosen["key"][enough] = key[enough]
+            chosen["rows"][enough] = lookup["rows"][at[enough]]
+            chosen["median"][enough] = lookup["median"][at[enough]]
+        none = level < 0
+        sliced = np.searchsorted(lookup["sliced"], chosen["key"][~none])
+        for name in ("start", "low", "scale", "buckets", "table_at"):
+            column = np.zeros(size, dtype=lookup[name].dtype)
+            column[~none] = lookup[name][sliced]
+            chosen[name] = column
+        return {**chosen, "level": level}
 
     def snapshot(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """A compacted reference's look-up tables (``_snapshot``), to save with a profile."""
@@ -542,20 +540,19 @@ def _medians(counted: pl.LazyFrame, periods: list[datetime]) -> pl.LazyFrame:
     )
 
 
-def _slices(table: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
-    """The rows of ``table`` (sorted by ``KEY``) whose key is among ``keys``: a binary search
-    per key and one gather of their ranges, instead of a pass over the whole table."""
-    column = table.get_column(KEY)
-    wanted = keys.cast(column.dtype).unique().sort()
-    starts = column.search_sorted(wanted, side="left").to_numpy().astype(np.int64)
-    ends = column.search_sorted(wanted, side="right").to_numpy().astype(np.int64)
-    lengths = ends - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return table.clear()
-    # Row numbers of the ranges, in key order: each range's start, then steps of one.
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return table[pl.Series(offsets + np.arange(total, dtype=np.int64))]
+def _pair_codes(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``reference_kernel.pair_codes`` by a join, for strings it cannot read from their views:
+    per row its pair's index in order of first appearance, and each pair's first row."""
+    pair = ["hs_code", "origin_country"]
+    rows = frame.select(pair).with_row_index("_first")
+    firsts = rows.unique(subset=pair, keep="first", maintain_order=True).with_row_index("_code")
+    codes = rows.join(
+        firsts.drop("_first"), on=pair, how="left", nulls_equal=True, maintain_order="left"
+    ).get_column("_code")
+    return (
+        codes.cast(pl.Int32).to_numpy().copy(),
+        firsts.get_column("_first").cast(pl.Int64).to_numpy().copy(),
+    )
 
 
 def _by_row(frame: pl.DataFrame, scored: pl.DataFrame) -> pl.LazyFrame:

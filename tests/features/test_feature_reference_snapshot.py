@@ -16,7 +16,7 @@ from features import reference
 from features.history import with_entity_columns
 from features.pipeline import KEYS
 from features.profiles import materialize_profiles
-from features.reference import KEY, METRICS
+from features.reference import METRICS
 
 CUTOFF = datetime(2024, 2, 10)
 MakeTraffic = Callable[..., Traffic]
@@ -54,10 +54,3 @@ def test_snapshot_equals_the_general_path(
         _transform(traffic, truck, True, monkeypatch),
         general.join(truck.select(KEYS), on=KEYS, how="semi").sort(KEYS),
     )
-
-
-def test_slices_gather_exactly_the_rows_of_the_asked_keys() -> None:
-    table = pl.DataFrame({KEY: [1, 1, 3, 5, 5, 5, 9], "value": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]})
-    for asked in ([5, 1], [9], [2, 4], [1, 3, 5, 9, 11], []):
-        want = table.filter(pl.col(KEY).is_in(asked))
-        assert_frame_equal(reference._slices(table, pl.Series(asked, dtype=pl.Int64)), want)
