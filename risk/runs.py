@@ -161,7 +161,7 @@ def string_views(texts: pl.Series) -> tuple[int, np.ndarray, Any]:
     return views, table, (array, table)
 
 
-def _kahan_add(k: Kernel, total: Any, error: Any, value: Any) -> None:
+def kahan_add(k: Kernel, total: Any, error: Any, value: Any) -> None:
     """``total += value`` as Polars' compensated sum: finite terms into a finite total are
     compensated, anything else is added plainly."""
     b = k.b
@@ -257,8 +257,8 @@ def _kernel() -> Any:
             with b.if_then(b.fcmp_ordered(">", value, best.get())):
                 best.set(value)
                 top.set(row)
-            _kahan_add(k, log_total, log_error, k.load(logs, row))
-            _kahan_add(k, duty_total, duty_error, k.load(duty, row))
+            kahan_add(k, log_total, log_error, k.load(logs, row))
+            kahan_add(k, duty_total, duty_error, k.load(duty, row))
             counting = b.and_(
                 b.icmp_signed("!=", texts, k.const(0)),
                 b.icmp_signed("!=", k.load(flags, row), Kernel.const(0, I8)),

@@ -7,10 +7,17 @@ quarantine, live in ``risk.schemas``.
 
 from __future__ import annotations
 
+import ctypes
 import re
 from collections.abc import Callable
+from functools import cache
+from typing import Any
 
+import numpy as np
 import polars as pl
+
+from risk.native import F64, I8, I64, Kernel, pointer
+from risk.runs import kahan_add, run_starts
 
 SOFT_FLAGS = "soft_flags"
 # A weighbridge and a declaration disagree beyond this share of the weighbridge reading.
@@ -92,12 +99,10 @@ def _flags_one_weighing_per_truck(
     keys or times of other types, go there too. A visit's gross masses are summed in row order
     (the as-of path sums them in order of declaration time).
     """
-    visits = (
-        arrivals.lazy()
-        .select(truck_at_crossing().alias("key"), *TRUCK_KEYS, "arrived_at", "weighbridge_kg")
-        .filter(pl.col("key").is_not_null() & pl.col("weighbridge_kg").is_not_null())
-        .collect()
+    readings = arrivals.lazy().select(
+        truck_at_crossing().alias("key"), *TRUCK_KEYS, "arrived_at", "weighbridge_kg"
     )
+    visits = readings.filter(_usable()).collect()
     if (
         not FIXED_WINDOW.fullmatch(window)
         or any(items.schema[k] != pl.String or visits.schema[k] != pl.String for k in TRUCK_KEYS)
@@ -109,6 +114,9 @@ def _flags_one_weighing_per_truck(
         or visits.get_column("key").n_unique() < visits.height
     ):
         return None
+    runs = run_starts(items, TRUCK_KEYS)
+    if runs is not None and items.schema["gross_mass_kg"] == pl.Float64:
+        return _flags_by_truck_runs(items, readings.collect(), runs, tolerance, window)
     visit = (
         items.lazy()
         .select(truck_at_crossing().alias("key"))
@@ -148,6 +156,143 @@ def _flags_one_weighing_per_truck(
         .select(pl.when(pl.col("visit").is_not_null()).then(missed).alias(WEIGHBRIDGE_RULE))
         .collect()
         .get_column(WEIGHBRIDGE_RULE)
+    )
+
+
+def _usable() -> pl.Expr:
+    """A reading that can flag: of a truck, with a weight."""
+    return pl.col("key").is_not_null() & pl.col("weighbridge_kg").is_not_null()
+
+
+def _flags_by_truck_runs(
+    items: pl.DataFrame, readings: pl.DataFrame, runs: np.ndarray, tolerance: float, window: str
+) -> pl.Series | None:
+    """``_flags_one_weighing_per_truck`` for items that come truck by truck (``runs``: where
+    each truck's run starts, ``risk.runs.run_starts``), None where a hash joined another truck.
+
+    ``readings``: the arrivals as ``_flags_one_weighing_per_truck`` selects them, before
+    unusable ones (no truck, no weight) are left out. Each run, not each item, is matched to
+    its reading: by position when the arrivals list the queue's trucks in its order (a queue is
+    its trucks in order of arrival), else by the same hash join. One native pass then sums
+    each visit's gross masses (compensated, in row order, as Polars' group sum) and compares
+    them with the reading.
+    """
+    heads = items.select(list(TRUCK_KEYS))[runs[:-1]]
+    index = pl.int_range(pl.len(), dtype=pl.get_index_type())
+    if heads.equals(readings.select(list(TRUCK_KEYS))):
+        # Keys in runs are distinct, so no other reading has a run's key.
+        visit = readings.select(pl.when(_usable()).then(index)).to_series()
+    else:
+        visits = readings.with_columns(index.alias("visit")).filter(_usable())
+        visit = (
+            heads.lazy()
+            .select(truck_at_crossing().alias("key"))
+            .join(visits.lazy().select("key", "visit"), on="key", how="left", maintain_order="left")
+            .collect()
+            .get_column("visit")
+        )
+        found = readings.select(list(TRUCK_KEYS))[visit]
+        other_truck = visit.is_not_null() & (
+            found.get_column("crossing").ne_missing(heads.get_column("crossing"))
+            | found.get_column("truck_id").ne_missing(heads.get_column("truck_id"))
+        )
+        if other_truck.any():
+            return None
+    zero = pl.Series([0], dtype=pl.Int64).cast(items.schema["declared_at"])
+    window_units = zero.dt.offset_by(window).to_physical().item()
+    weighed = visit.is_not_null().cast(pl.UInt8).to_numpy()
+    arrived = readings.get_column("arrived_at").gather(visit).to_physical().fill_null(0)
+    reading = readings.get_column("weighbridge_kg").gather(visit).fill_null(0.0)
+    declared = items.get_column("declared_at").to_physical()
+    gross = items.get_column("gross_mass_kg")
+    codes = np.empty(items.height, dtype=np.uint8)
+    arrays = [
+        np.ascontiguousarray(runs, dtype=np.int64),
+        np.ascontiguousarray(weighed),
+        np.ascontiguousarray(arrived.to_numpy(), dtype=np.int64),
+        np.ascontiguousarray(reading.to_numpy(), dtype=np.float64),
+        np.ascontiguousarray(declared.to_numpy(), dtype=np.int64),
+        np.ascontiguousarray(gross.fill_null(0.0).to_numpy(), dtype=np.float64),
+        np.ascontiguousarray(gross.is_not_null().cast(pl.UInt8).to_numpy()),
+    ]
+    _visit_kernel()(
+        len(runs) - 1,
+        *(pointer(a) for a in arrays[:5]),
+        window_units,
+        *(pointer(a) for a in arrays[5:]),
+        tolerance,
+        pointer(codes),
+    )
+    code = pl.Series(codes)
+    return pl.select(
+        pl.when(pl.lit(code) < 2).then(pl.lit(code) == 1).alias(WEIGHBRIDGE_RULE)
+    ).to_series()
+
+
+@cache
+def _visit_kernel() -> Any:
+    """Per run: each row in its visit's window or not; the visit's gross masses summed (a
+    visit of one row: that row's mass; null masses left out, as Polars' sum leaves them);
+    each row's code: 1 missed, 0 not, 2 no visit (null)."""
+    i64p, f64p, u8p = I64.as_pointer(), F64.as_pointer(), I8.as_pointer()
+    k = Kernel("weighbridge_flags", [I64, i64p, u8p, i64p, f64p, i64p, I64, f64p, u8p, F64, u8p])
+    (
+        n_runs,
+        starts,
+        weighed,
+        arrived,
+        reading,
+        declared,
+        window,
+        gross,
+        has_gross,
+        tolerance,
+        out,
+    ) = k.args
+    b = k.b
+    zero = Kernel.const(0.0, F64)
+
+    def inside(row: Any, at: Any) -> Any:
+        moment = k.load(declared, row)
+        return b.and_(
+            b.icmp_signed(">=", at, moment), b.icmp_signed("<=", at, b.add(moment, window))
+        )
+
+    with k.loop(k.const(0), n_runs) as run:
+        first = k.load(starts, run)
+        end = k.load(starts, b.add(run, k.const(1)))
+        none = Kernel.const(2, I8)
+        with b.if_else(b.icmp_unsigned("==", k.load(weighed, run), Kernel.const(0, I8))) as (
+            unweighed,
+            visited,
+        ):
+            with unweighed, k.loop(first, end) as row:
+                k.store(none, out, row)
+            with visited:
+                at = k.load(arrived, run)
+                total, error = k.var(F64, zero), k.var(F64, zero)
+                count = k.var(I64, 0)
+                only = k.var(F64, zero)
+                with k.loop(first, end) as row:
+                    counted = b.icmp_unsigned("!=", k.load(has_gross, row), Kernel.const(0, I8))
+                    with b.if_then(b.and_(inside(row, at), counted)):
+                        mass = k.load(gross, row)
+                        kahan_add(k, total, error, mass)
+                        count.set(b.add(count.get(), k.const(1)))
+                        only.set(mass)
+                one = b.icmp_signed("==", count.get(), k.const(1))
+                declared_mass = b.select(one, only.get(), total.get())
+                weight = k.load(reading, run)
+                difference = b.fsub(declared_mass, weight)
+                negative = b.fcmp_ordered("<", difference, zero)
+                size = b.select(negative, b.fsub(Kernel.const(-0.0, F64), difference), difference)
+                missed = b.fcmp_ordered(">", size, b.fmul(tolerance, weight))
+                code = b.zext(missed, I8)
+                with k.loop(first, end) as row:
+                    k.store(b.select(inside(row, at), code, none), out, row)
+    return k.compile(
+        [ctypes.c_int64, *[ctypes.c_void_p] * 5, ctypes.c_int64, ctypes.c_void_p]
+        + [ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p]
     )
 
 
