@@ -20,6 +20,7 @@ The global prior (every outcome so far, ``EVERYONE``) comes from the same outcom
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,8 +69,9 @@ def _slots_kernel() -> Kernel:
     """``slots(n, keys, validity, offset, insert, table_keys, table_slots, shift, count,
     limit, out) -> count``: the slot of each key in ``out`` (-1 for a null key, and for a key
     not in the table unless ``insert``). A new key takes slot ``count``, the number of keys
-    so far; past ``limit`` keys it stops and returns -1 (the caller retries, table doubled).
-    ``table_slots`` starts all -1; its size is ``2 ** (64 - shift)``."""
+    so far; once the key numbered ``limit`` is in, it stops after that row ``i`` and returns
+    ``-1 - i`` (the caller grows the table and goes on). ``table_slots`` starts all -1; its
+    size is ``2 ** (64 - shift)``."""
     k = Kernel(
         "entity_slots",
         [I64, U64P, I8P, I64, I64, U64P, I32P, I64, I64, I64, I32P],
@@ -109,7 +111,7 @@ def _slots_kernel() -> Kernel:
                                 h.set(b.and_(b.add(h.get(), k.const(1)), mask))
         k.store(slot.get(), out, i)
         with b.if_then(full.get()):
-            b.ret(k.const(-1))
+            b.ret(b.sub(k.const(-1), i))
     b.ret(found.get())
     return k
 
@@ -120,6 +122,7 @@ def _pass_kernel() -> Kernel:
         I64, I32P, U64P, I32P, I32P,  # n, perm, times, codes (time order), slot of row
         U64P, U64P,  # each slot's state (``STATE`` int64, ``_FIELDS``) and run last counted
         I64, I32P, U64P, U64P, U64P, U64P, F64P, U64P,  # profile events
+        I64, I32P, U64P, U64P,  # the same in time order (slot, time, declarations)
         I64, I32P, U64P, U64P, U64P, F64P,  # outcomes (sorted by time)
         I64, I64, F64, F64,  # prior: inspected, violations, strength * rate, strength
         I64, U64P, U64P, U64P,  # windows: count, lengths, cursors x 2
@@ -131,6 +134,7 @@ def _pass_kernel() -> Kernel:
         n, perm, times, codes, slot_of_row,
         state, last_run,
         np_, p_slot, p_t, p_n, p_insp, p_viol, p_duty, p_first,
+        nq, q_slot, q_t, q_n,
         nj, j_slot, j_t, j_insp, j_viol, j_duty,
         i0, v0, sp0, strength,
         nw, w_len, p_cur, b_cur,
@@ -218,13 +222,13 @@ def _pass_kernel() -> Kernel:
             pc = k.var(I64, k.load(p_cur, w))
             with k.while_(
                 lambda: b.and_(
-                    b.icmp_signed("<", pc.get(), np_),
-                    b.icmp_signed("<", k.load(p_t, pc.get()), bound),
+                    b.icmp_signed("<", pc.get(), nq),
+                    b.icmp_signed("<", k.load(q_t, pc.get()), bound),
                 )
             ):
-                slot = b.sext(k.load(p_slot, pc.get()), I64)
+                slot = b.sext(k.load(q_slot, pc.get()), I64)
                 with b.if_then(b.icmp_signed(">=", slot, zero)):
-                    add_to(lag, b.add(of(slot), w), k.load(p_n, pc.get()))
+                    add_to(lag, b.add(of(slot), w), k.load(q_n, pc.get()))
                 pc.set(b.add(pc.get(), one))
             k.store(pc.get(), p_cur, w)
             bc = k.var(I64, k.load(b_cur, w))
@@ -354,6 +358,30 @@ _NOTHING = np.zeros(1, dtype=np.int64)
 FIRST_TABLE_KEYS = 1 << 12
 
 
+def _table(room: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """An empty hash table (keys, slots -1) for ``room`` keys at most half full, and the
+    shift that maps a mixed key to its place."""
+    bits = max(2 * room - 1, 1).bit_length()
+    return np.empty(1 << bits, dtype=np.uint64), np.full(1 << bits, -1, dtype=np.int32), 64 - bits
+
+
+def _rehash(
+    table_keys: np.ndarray, table_slots: np.ndarray, count: int, room: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A table for ``room`` keys holding the ``count`` keys of another with their slots."""
+    used = table_slots >= 0
+    by_slot = np.empty(count, dtype=np.uint64)
+    by_slot[table_slots[used]] = table_keys[used]
+    keys, slots, shift = _table(room)
+    placed = np.empty(count, dtype=np.int32)
+    # Inserted in the order of their slots, the keys take the same slot numbers again.
+    slots_function()(
+        count, _pointer(by_slot), 0, 0, 1, pointer(keys), pointer(slots), shift, 0, room,
+        _pointer(placed),
+    )  # fmt: skip
+    return keys, slots, shift
+
+
 def _key_buffers(keys: pl.Series) -> tuple[pa.Array, np.ndarray, int, int]:
     """A UInt64 Series' Arrow array (held for the call), its values, its validity bitmap's
     address (0: no nulls) and bit offset."""
@@ -379,23 +407,30 @@ class KeySlots:
 
     @classmethod
     def of(cls, keys: pl.Series, expected: int = 0) -> KeySlots:
-        """Slots of ``keys``; ``expected``: how many distinct keys there may be."""
+        """Slots of ``keys``; ``expected``: how many distinct keys there may be (a hint: the
+        table starts with room for that many, or ``FIRST_TABLE_KEYS``, and doubles when
+        full, carrying on from where it stopped)."""
         array, values, validity, offset = _key_buffers(keys)
         n = len(values)
         slots = np.empty(n, dtype=np.int32)
-        room = min(max(n, 1), max(expected, FIRST_TABLE_KEYS))
+        room = max(min(expected, n), FIRST_TABLE_KEYS, 1)
+        table_keys, table_slots, shift = _table(room)
         function = slots_function()
+        done = count = 0
         while True:
-            bits = max(2 * room - 1, 1).bit_length()  # a table at most half full
-            table_keys = np.empty(1 << bits, dtype=np.uint64)
-            table_slots = np.full(1 << bits, -1, dtype=np.int32)
-            count = function(
-                n, _pointer(values), validity, offset, 1,
-                pointer(table_keys), pointer(table_slots), 64 - bits, 0, room, _pointer(slots),
+            result = function(
+                n - done, _pointer(values) + 8 * done, validity, offset + done, 1,
+                pointer(table_keys), pointer(table_slots), shift, count, room,
+                _pointer(slots) + 4 * done,
             )  # fmt: skip
-            if count >= 0:
-                return cls(slots, count, table_keys, table_slots, 64 - bits, array)
+            if result >= 0:
+                return cls(slots, result, table_keys, table_slots, shift, array)
+            # Full after row -1 - result, which took slot ``room``: the same keys, in the
+            # order of their slots, go into a table twice as big, and the rows go on.
+            done += -result
+            count = room + 1
             room *= 2
+            table_keys, table_slots, shift = _rehash(table_keys, table_slots, count, room)
 
     def look_up(self, keys: pl.Series) -> np.ndarray:
         """The slot of each of ``keys`` (int32), -1 for a null key or one not in the table."""
@@ -419,8 +454,10 @@ class KeySlots:
 
 @dataclass(frozen=True)
 class Events:
-    """A profile's events of one entity (time order for the windowed ones): the slot of each
-    key (-1: not in the batch) and its columns (``_first``: ``NO_TIME`` where null)."""
+    """A profile's events of one entity: the slot of each key (-1: not in the batch) and its
+    columns (``_first``: ``NO_TIME`` where null), in the profile's order (the order its sums
+    are added in, as Polars would); ``timed``: the declaration events (slot, time, count)
+    in time order, for the window cursors (``by_time``)."""
 
     slots: np.ndarray
     times: np.ndarray
@@ -429,6 +466,19 @@ class Events:
     violations: np.ndarray
     duty: np.ndarray
     first: np.ndarray
+    timed: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+        np.empty(0, np.int32),
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+    )
+
+    def by_time(self) -> Events:
+        """These events with ``timed`` filled in: the declaration events of keys in the
+        batch, in time order."""
+        wanted = np.flatnonzero((self.slots >= 0) & (self.declarations != 0))
+        order = wanted[np.argsort(self.times[wanted], kind="stable")]
+        timed = (self.slots[order], self.times[order], self.declarations[order])
+        return dataclasses.replace(self, timed=timed)
 
 
 @dataclass(frozen=True)
@@ -514,6 +564,7 @@ def entity_pass(
         pointer(state), pointer(last_run),
         len(p.slots), _pointer(p.slots), _pointer(p.times), _pointer(p.declarations),
         _pointer(p.inspected), _pointer(p.violations), _pointer(p.duty), _pointer(p.first),
+        len(p.timed[0]), *(_pointer(a) for a in p.timed),
         len(outcomes.times), _pointer(outcome_slots), _pointer(outcomes.times),
         _pointer(outcomes.inspected), _pointer(outcomes.violations), _pointer(outcomes.duty),
         prior.inspected, prior.violations, prior.pull, prior.strength,

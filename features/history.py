@@ -241,9 +241,6 @@ _WINDOWS_US = tuple(days * DAY_US for days in WINDOWS_DAYS)
 # Bits of a packed (time, declaration code) sort key (``batch_order`` of a batch whose
 # declarations' items are not together).
 PACKED_BITS = 63
-# A key table starts with room for the profile's keys and this share of the batch's rows
-# (``entity_kernel.KeySlots``; it grows when there are more).
-TABLE_ROOM = 0.25
 
 
 @dataclass(frozen=True)
@@ -362,12 +359,9 @@ def profile_entity_features(
     ``judged`` the outcome items recorded since the cut-off (``outcome_items``), sorted by
     ``recorded_at``, and ``outcomes`` their times and sums; ``prior``: the profile's outcomes of
     ``EVERYONE`` and the pull towards the prior violation rate."""
-    # Room in the table for the profile's keys and a good share of new ones.
-    expected = known.height + int(items.height * TABLE_ROOM)
-    keys = entity_kernel.KeySlots.of(items.get_column(key_column(entity)), expected)
+    # The profile's events hint at how many keys there are.
+    keys = entity_kernel.KeySlots.of(items.get_column(key_column(entity)), known.height)
     windows = _WINDOWS_US if entity.windows else ()
-    if windows:  # the window cursors read the profile's events in time order
-        known = known.sort(TIME, multithreaded=False)
     past = entity_kernel.Events(
         slots=keys.look_up(known.get_column(KEY)),
         times=known.get_column(TIME).to_physical().rechunk().to_numpy(),
@@ -381,6 +375,8 @@ def profile_entity_features(
         .rechunk()
         .to_numpy(),
     )
+    if windows:  # the window cursors read the profile's declarations in time order
+        past = past.by_time()
     state = entity_kernel.entity_pass(
         order.permutation,
         order.times,

@@ -11,7 +11,7 @@ import pytest
 from feature_traffic import Traffic, make_traffic
 from polars.testing import assert_frame_equal
 
-from features import entity_kernel, history
+from features import entity_kernel
 from features.config import WINDOWS_DAYS, FeatureConfig
 from features.history import ENTITIES, Entity, entity_feature_names
 from features.pipeline import FEATURE_COLUMNS, KEYS, build_features
@@ -108,15 +108,14 @@ def _naive_history(traffic: Traffic, entity: Entity) -> dict[tuple[str, int], di
     return expected
 
 
-# Each key's slot comes from a hash table given room at first for a share of the rows; with
-# room for one key it is built again, twice as big, until every key fits: both here.
-@pytest.mark.parametrize("room", [0.25, 0.0], ids=["roomy", "growing"])
+# Each key's slot comes from a hash table; with room for one key at first it doubles again
+# and again as keys come, carrying on where it stopped: both here.
+@pytest.mark.parametrize("first_room", [4096, 1], ids=["roomy", "growing"])
 @pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
 def test_entity_history_matches_a_naive_implementation(
-    entity: Entity, room: float, monkeypatch: pytest.MonkeyPatch
+    entity: Entity, first_room: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(history, "TABLE_ROOM", room)
-    monkeypatch.setattr(entity_kernel, "FIRST_TABLE_KEYS", 4096 if room else 1)
+    monkeypatch.setattr(entity_kernel, "FIRST_TABLE_KEYS", first_room)
     traffic = make_traffic(40, seed=5, days=40, entities=3)
     features = _features(traffic)
     expected = _naive_history(traffic, entity)
