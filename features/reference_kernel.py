@@ -156,7 +156,7 @@ def pair_codes(first: pl.Series, second: pl.Series) -> tuple[np.ndarray, np.ndar
     codes = np.empty(rows, dtype=np.int32)
     firsts = np.empty(rows, dtype=np.int64)
     kernel = _pair_kernel()
-    size = 1 << 12
+    size = 1 << 14  # room for 8,192 pairs; a batch with more starts again, eight times larger
     while True:
         slots = np.full(size, -1, dtype=np.int32)
         keys = np.empty(4 * min(rows, size // 2), dtype=np.int64)
@@ -272,12 +272,36 @@ def _present(k: Kernel, level: Any, validity: Any, source: Any) -> Any:
     return present.get()
 
 
-def _group_by_pair(k: Kernel, n: Any, pairs: Any, codes: Any, order: Any) -> Any:
-    """A counting sort of the rows by pair code: ``order[pair]`` becomes where the rows of the
-    next pair begin among the row numbers that follow, from ``order[pairs + 1]``; returns
-    ``pairs + 1``."""
+@cache
+def _position_kernel(metrics: int) -> Callable[..., None]:
+    """``positions(n, pairs, codes, order, grouped, under, values, validity, offsets, levels,
+    counts, medians, starts, lows, scales, buckets, tables, table, past_values, past_below,
+    ratios, positions, out_levels, out_counts, bits)`` for ``metrics`` metrics: see
+    ``positions``; per-metric arrays are passed as arrays of addresses; ``order`` (int64,
+    ``pairs + 1 + n``), ``grouped`` (float64) and ``under`` (int64, both ``n * metrics``) are
+    scratch space."""
+    p64, p32, pf, p8 = I64.as_pointer(), I32.as_pointer(), F64.as_pointer(), I8.as_pointer()
+    k = Kernel(
+        "reference_positions",
+        [I64, I64, p32, p64, pf, p64, p64, p64, p64, p32, p64, pf, p64, pf, pf, p64, p64, p64]
+        + [pf, p64]
+        + [p64] * 5,
+    )
+    n, pairs, codes, order, grouped, under, values, validity, offsets = k.args[:9]
+    levels, counts, medians, starts, lows, scales, buckets, tables, table = k.args[9:18]
+    past_values, past_below = k.args[18:20]
+    ratios, positions, out_levels, out_counts, bits = k.args[20:]
     b = k.b
     zero, one = k.const(0), k.const(1)
+    width = k.const(metrics)
+    each = [k.const(metric) for metric in range(metrics)]
+    columns = [b.inttoptr(k.load(values, metric), pf) for metric in each]
+    shifts = [k.load(offsets, metric) for metric in each]
+    # The rows' values grouped by pair (a counting sort), a row's side by side: a pair's rows
+    # are searched one after another in its keys' tables and past values, which stay in cache,
+    # where searches in row order would each walk cold memory. ``order[pair]`` ends as the end
+    # of the pair's rows, ``order[pairs + 1 + row]`` is the row's place among them. A value
+    # that is null is searched all the same (its count is never read).
     bucket = b.add(pairs, one)
     with k.loop(zero, bucket) as pair:
         k.store(zero, order, pair)
@@ -290,69 +314,32 @@ def _group_by_pair(k: Kernel, n: Any, pairs: Any, codes: Any, order: Any) -> Any
         at = b.sext(k.load(codes, row), I64)
         place = k.load(order, at)
         k.store(b.add(place, one), order, at)
-        k.store(row, order, b.add(bucket, place))
-    return bucket
-
-
-@cache
-def _position_kernel(metrics: int) -> Callable[..., None]:
-    """``positions(n, pairs, codes, order, interleaved, under, values, validity, offsets,
-    levels, counts, medians, starts, lows, scales, buckets, tables, table, past_values,
-    past_below, ratios, positions, out_levels, out_counts, bits)`` for ``metrics`` metrics: see
-    ``positions``; per-metric arrays are passed as arrays of addresses; ``order`` (int64,
-    ``pairs + 1 + n``), ``interleaved`` (float64) and ``under`` (int64, both ``n * metrics``)
-    are scratch space."""
-    p64, p32, pf, p8 = I64.as_pointer(), I32.as_pointer(), F64.as_pointer(), I8.as_pointer()
-    k = Kernel(
-        "reference_positions",
-        [I64, I64, p32, p64, pf, p64, p64, p64, p64, p32, p64, pf, p64, pf, pf, p64, p64, p64]
-        + [pf, p64]
-        + [p64] * 5,
-    )
-    n, pairs, codes, order, interleaved, under, values, validity, offsets = k.args[:9]
-    levels, counts, medians, starts, lows, scales, buckets, tables, table = k.args[9:18]
-    past_values, past_below = k.args[18:20]
-    ratios, positions, out_levels, out_counts, bits = k.args[20:]
-    b = k.b
-    zero, one = k.const(0), k.const(1)
-    width = k.const(metrics)
-    each = [k.const(metric) for metric in range(metrics)]
-    columns = [b.inttoptr(k.load(values, metric), pf) for metric in each]
-    shifts = [k.load(offsets, metric) for metric in each]
-    # A row's values side by side: the searches below read a row's in one cache line.
-    with k.loop(zero, n) as row:
+        k.store(place, order, b.add(bucket, row))
         for metric, column, shift in zip(each, columns, shifts, strict=True):
             value = k.load(column, b.add(row, shift))
-            k.store(value, interleaved, b.add(b.mul(row, width), metric))
-    # The rows grouped by pair: a pair's rows are searched one after another in its keys'
-    # tables and past values, which stay in cache, where searches in row order would each
-    # walk cold memory. Only a row's values are read out of order, and its counts written so;
-    # everything else is computed in row order afterwards. A value that is null is searched
-    # all the same (its count is never read).
-    bucket_at = _group_by_pair(k, n, pairs, codes, order)
+            k.store(value, grouped, b.add(b.mul(place, width), metric))
     with k.loop(zero, pairs) as pair:
         base = b.mul(pair, width)
         first = b.select(b.icmp_signed(">", pair, zero), k.load(order, b.sub(pair, one)), zero)
-        rows = (b.add(bucket_at, first), b.add(bucket_at, k.load(order, pair)))
         for metric in each:
             at = b.add(base, metric)
             chosen = b.icmp_signed(">=", k.load(levels, at), ir.Constant(I32, 0))
             start, low, scale = k.load(starts, at), k.load(lows, at), k.load(scales, at)
             size, offset = k.load(buckets, at), k.load(tables, at)
-            with b.if_then(chosen), k.loop(*rows) as step:
-                row = k.load(order, step)
-                place = b.add(b.mul(row, width), metric)
-                value = k.load(interleaved, place)
+            with b.if_then(chosen), k.loop(first, k.load(order, pair)) as place:
+                spot = b.add(b.mul(place, width), metric)
+                value = k.load(grouped, spot)
                 slot = b.add(offset, _bucket(k, value, low, scale, size))
                 found = _search(
                     k, past_values, k.load(table, slot), k.load(table, b.add(slot, one)), value
                 )
                 some = b.icmp_signed(">", found, start)
                 previous = k.load(past_below, b.select(some, b.sub(found, one), start))
-                k.store(b.select(some, previous, zero), under, place)
+                k.store(b.select(some, previous, zero), under, spot)
     with k.loop(zero, n) as row:
         base = b.mul(b.sext(k.load(codes, row), I64), width)
-        for metric, shift in zip(each, shifts, strict=True):
+        spot = b.mul(k.load(order, b.add(bucket, row)), width)
+        for metric, column, shift in zip(each, columns, shifts, strict=True):
             at = b.add(base, metric)
             level = k.load(levels, at)
             source = b.add(row, shift)
@@ -363,8 +350,8 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
             present = _present(k, level, k.load(validity, metric), source)
             with b.if_else(present) as (known, unknown):
                 with known:
-                    value = k.load(interleaved, b.add(b.mul(row, width), metric))
-                    below = k.load(under, b.add(b.mul(row, width), metric))
+                    value = k.load(column, source)
+                    below = k.load(under, b.add(spot, metric))
                     rows = k.load(counts, at)
                     k.store(b.fsub(value, k.load(medians, at)), ratio_out, row)
                     k.store(b.fdiv(b.sitofp(below, F64), b.sitofp(rows, F64)), position_out, row)
@@ -441,14 +428,14 @@ def positions(
     outputs = [addresses([o[j] for o in out]) for j in range(5)]
     pairs = len(choice["level"]) // max(metrics, 1)
     order = np.empty(pairs + 1 + rows, dtype=np.int64)
-    interleaved = np.empty(rows * metrics, dtype=np.float64)
+    grouped = np.empty(rows * metrics, dtype=np.float64)
     under = np.empty(rows * metrics, dtype=np.int64)
     _position_kernel(metrics)(
         rows,
         pairs,
         pointer(codes),
         pointer(order),
-        pointer(interleaved),
+        pointer(grouped),
         pointer(under),
         *(pointer(a) for a in arguments),
         pointer(choice["level"]),
