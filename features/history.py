@@ -265,21 +265,21 @@ def batch_order(items: pl.DataFrame) -> BatchOrder:
     # Each declaration in one run of rows when the runs' ids are distinct (hashing one id per
     # run, not per item); a collision of hashes only takes the slower path, exact anyway.
     firsts = ids.filter(runs != runs.shift(1, fill_value=-1)).hash()
+    times = items.get_column("declared_at").rechunk().to_physical().to_numpy()
     if entity_kernel.KeySlots.of(firsts, expected=firsts.len()).count == firsts.len():
         # Each declaration's items are adjacent (as in any declaration file): a stable sort by
         # time keeps them adjacent, so the run number is an exact declaration code.
-        codes = runs
-        by_time = pl.arg_sort_by("declared_at", maintain_order=True, multithreaded=False)
+        codes = runs.rename(DECLARATION).rechunk()
+        permutation, in_order = entity_kernel.sort_by_time(times)
     else:
-        codes = (ids.rank("dense") - 1).cast(pl.UInt32)
+        codes = (ids.rank("dense") - 1).cast(pl.UInt32).rename(DECLARATION).rechunk()
         by_time = _by_time_and_code(items.get_column("declared_at"), codes)
-    permutation = items.select(by_time.cast(pl.UInt32)).to_series().rechunk().to_numpy()
-    codes = codes.rename(DECLARATION).rechunk()
-    times = items.get_column("declared_at").rechunk().to_physical().to_numpy()
+        permutation = items.select(by_time.cast(pl.UInt32)).to_series().rechunk().to_numpy()
+        in_order = times[permutation]
     return BatchOrder(
         permutation=permutation,
         declaration_of_row=codes,
-        times=times[permutation],
+        times=in_order,
         codes=codes.to_numpy()[permutation],
     )
 

@@ -91,3 +91,17 @@ def test_batch_order_of_scattered_items_ranks_declarations_and_sorts_by_time_and
     assert pairs == sorted(pairs)
     times = items["declared_at"].to_physical().to_numpy()
     assert (order.times == times[order.permutation]).all()
+
+
+@pytest.mark.parametrize("span", [10, 2**40, 2**62], ids=["one pass", "four", "six"])
+def test_the_time_sort_is_stable_and_gives_the_sorted_times(span: int) -> None:
+    rng = np.random.default_rng(span % 97)
+    times = rng.integers(-(span // 2), span // 2, 5000, dtype=np.int64)
+    times[::7] = times[3]  # ties, whose rows must keep their order
+    rows, in_order = entity_kernel.sort_by_time(times)
+    expected = np.argsort(times, kind="stable")
+    assert rows.dtype == np.uint32
+    assert rows.tolist() == expected.tolist()
+    assert in_order.tolist() == times[expected].tolist()
+    empty_rows, empty_times = entity_kernel.sort_by_time(np.empty(0, dtype=np.int64))
+    assert len(empty_rows) == len(empty_times) == 0
