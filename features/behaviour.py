@@ -231,19 +231,69 @@ def _truck_at_crossing() -> pl.Expr:
 @dataclass(frozen=True)
 class RowTotals:
     """``row_totals``: ``columns`` (``trip_id`` and the totals of ``declaration_and_trip_totals``
-    with ``trip_gross_kg``), the trips behind them (for ``weighbridge_gaps``) and the codes of
-    the crossings (for ``features.route.route_columns``)."""
+    but ``trip_gross_kg``), the trips behind them and each trip's gross mass (for
+    ``weighbridge_gaps``), and the codes of the crossings (for ``route.route_columns``)."""
 
     columns: pl.DataFrame
     trips: row_kernels.Trips
+    trip_gross: np.ndarray
     crossing: row_kernels.Codes
+
+    def trip_gross_kg(self) -> pl.Series:
+        """``trip_gross_kg`` of every row."""
+        return pl.Series("trip_gross_kg", self.trip_gross[self.trips.codes])
+
+
+# The types the native signals read (other frames take the expressions above).
+NATIVE_TYPES = {
+    "customs_value_usd": pl.Float64,
+    "invoice_value": pl.Float64,
+    "net_mass_kg": pl.Float64,
+    "gross_mass_kg": pl.Float64,
+    "importer_registered_on": pl.Date,
+    "importer_declarations_1d": pl.Int64,
+    "importer_declarations_30d": pl.Int64,
+}
 
 
 def native_ready(items: pl.DataFrame) -> bool:
-    """Whether ``row_totals`` and ``weighbridge_gaps`` take these items (a naive
-    ``declared_at``; other frames take the expressions above)."""
+    """Whether ``row_totals``, ``weighbridge_gaps`` and ``local_signals`` take these items: a
+    naive ``declared_at`` and the types of ``NATIVE_TYPES``."""
     dtype = items.schema.get("declared_at")
-    return isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+    return (
+        isinstance(dtype, pl.Datetime)
+        and dtype.time_zone is None
+        and all(items.schema.get(name) == type_ for name, type_ in NATIVE_TYPES.items())
+    )
+
+
+LOCAL_SIGNALS = (
+    "value_gap_below_threshold",
+    "value_just_under_threshold",
+    "declaration_value_gap_below_threshold",
+    "declaration_value_just_under_threshold",
+    "invoice_value_roundness",
+    "gross_net_ratio",
+    "importer_age_days",
+    "importer_burst_ratio",
+)
+
+
+def local_signals(
+    items: pl.DataFrame, totals: RowTotals, thresholds: Sequence[float], margin: float
+) -> pl.DataFrame:
+    """The row-local signals of ``threshold_signals``, ``declaration_and_trip_totals``
+    (roundness, gross/net ratio, importer age) and ``importer_burst_ratio``, over a
+    materialised batch in one native pass (``features.row_kernels.local_signals``)."""
+    declared = totals.columns.get_column("declaration_value_usd")
+    if len(thresholds) > row_kernels.MAX_THRESHOLDS:  # more than the kernel compares with
+        frame = items.with_columns(declared).lazy().pipe(threshold_signals(thresholds, margin))
+        return (
+            frame.with_columns(*row_signals(), importer_burst_ratio())
+            .select(*LOCAL_SIGNALS)
+            .collect()
+        )
+    return pl.DataFrame(row_kernels.local_signals(items, declared.to_numpy(), thresholds, margin))
 
 
 def row_totals(items: pl.DataFrame, declaration: str = "declaration_id") -> RowTotals:
@@ -255,7 +305,7 @@ def row_totals(items: pl.DataFrame, declaration: str = "declaration_id") -> RowT
     truck = items.get_column("truck_id")
     crossing = row_kernels.dense_codes([items.get_column("crossing")])
     trips = row_kernels.trip_codes(
-        row_kernels.dense_codes([truck]),
+        row_kernels.dense_codes([truck], guess=truck.len() // 4),
         row_kernels.present(truck),
         codes,
         row_kernels.present(items.get_column("declaration_id")),
@@ -287,10 +337,10 @@ def row_totals(items: pl.DataFrame, declaration: str = "declaration_id") -> RowT
                 pl.Series("trip_importers", totals.trip_importers),
                 pl.Series("trip_chapters", totals.trip_chapters),
                 pl.Series("trip_value_usd", totals.trip_value),
-                pl.Series("trip_gross_kg", totals.trip_gross),
             ]
         ),
         trips,
+        totals.trip_gross,
         crossing,
     )
 
@@ -375,7 +425,7 @@ def weighbridge_gaps(
     at_dtype = items.schema["declared_at"]
     if readings.schema["at"] != at_dtype or readings.get_column("at").null_count():
         frame = items.select("truck_id", "crossing", "declared_at").with_columns(
-            totals.columns.get_column("trip_gross_kg")
+            totals.trip_gross_kg()
         )
         return frame.lazy().pipe(weighbridge_gap(arrivals, tolerance)).collect().get_column(name)
     trips = totals.trips
@@ -394,11 +444,12 @@ def weighbridge_gaps(
     per_unit = {"ns": 1000, "us": 1, "ms": 0.001}[unit]
     ratio = row_kernels.nearest_readings(
         readings,
-        key_of_row,
-        np.ascontiguousarray(keys.fill_null(0).to_numpy()),
+        keys.fill_null(0).to_numpy(),
         row_kernels.present(keys),
+        key_of_row,
         np.ascontiguousarray(items.get_column("declared_at").to_physical().to_numpy()),
-        np.ascontiguousarray(totals.columns.get_column("trip_gross_kg").to_numpy()),
+        trips,
+        totals.trip_gross,
         int(tolerance / timedelta(microseconds=1) * per_unit),
     )
     return ratio.alias(name)

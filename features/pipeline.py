@@ -217,17 +217,17 @@ def _item_signals(
     gap = behaviour.weighbridge_gaps(
         items, totals, arrivals, timedelta(hours=config.arrival_tolerance_hours)
     )
+    local = behaviour.local_signals(
+        items, totals, config.value_thresholds_usd, config.just_under_margin
+    )
     signals = pl.concat(
-        [items, totals.columns, route.route_columns(items, totals.crossing), gap.to_frame()],
+        [items, totals.columns, route.route_columns(items, totals.crossing), gap.to_frame(), local],
         how="horizontal",
     )
     return (
         signals.lazy()
-        .pipe(behaviour.threshold_signals(config.value_thresholds_usd, config.just_under_margin))
         .with_columns(
-            *behaviour.row_signals(),
             *goods_signals(),
-            behaviour.importer_burst_ratio(),
             *(
                 hash_code_expr(column).alias(extra_categorical_name(column))
                 for column in config.extra_categoricals

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from llvmlite import ir
 
 from risk.native import F64, I8, I32, I64, Kernel, compile_kernels, pointer
@@ -45,6 +46,8 @@ I1 = ir.IntType(1)
 _MIX = 0x9E3779B97F4A7C15 - (1 << 64)
 _MIX2 = 0xC2B2AE3D27D4EB4F - (1 << 64)
 FULL = -1  # a kernel's answer when its table is too small: the caller doubles it
+LONG = -2  # ``row_short_codes``' answer when a string does not fit in its view
+MAX_THRESHOLDS = 8  # value thresholds ``row_local_signals`` compares with (unrolled)
 
 _LOCK = threading.Lock()
 _KERNELS: dict[str, Callable[..., Any]] = {}
@@ -85,6 +88,20 @@ def _probe(
                 with other:
                     slot.set(b.and_(b.add(slot.get(), k.const(1)), mask))
     return slot.get(), code.get()
+
+
+DAY_US = 86_400_000_000
+
+
+def _calendar_day(k: Kernel, t: Any) -> Any:
+    """floor(t / one day) of a time in microseconds (a constant divisor: no division)."""
+    b = k.b
+    day = k.const(DAY_US)
+    days = b.sdiv(t, day)
+    below = b.and_(
+        b.icmp_signed("<", t, k.const(0)), b.icmp_signed("!=", b.srem(t, day), k.const(0))
+    )
+    return b.sub(days, b.zext(below, I64))
 
 
 def _dense_codes_kernel() -> Kernel:
@@ -155,19 +172,139 @@ def _dense_codes_kernel() -> Kernel:
     return k
 
 
-def _trip_codes_kernel() -> Kernel:
-    """``row_trip_codes(n, truck, truck_valid, declaration, at, day, crossing, trip_valid,
-    shift, table_ab, table_c, table_codes, limit, trips, firsts) -> count or FULL``: the trip
-    of each row, keyed by (truck code, else declaration code; crossing code; 2 * floor(at /
-    day) + has truck), all exact; rows without a trip (``trip_valid`` 0) share one code. A
-    table takes at most ``limit`` trips."""
+def _short_codes_kernel() -> Kernel:
+    """``row_short_codes(n, views, validity, offset, shift, table_w0, table_w1, table_codes,
+    state, base, codes, firsts) -> 0, FULL or LONG``: ``row_dense_codes`` for an Arrow
+    string-view column whose strings all fit in their view (12 bytes or less), keyed exactly
+    by the view's two words (length and bytes, the bytes past the length masked off); LONG
+    when a longer string turns up. ``validity``: the Arrow validity bitmap, or 0 for none
+    (``offset``: the array's offset, in views and bits)."""
     k = Kernel(
-        "row_trip_codes",
-        [I64, I32P, I8P, I32P, U64P, I64, I32P, I8P, I64, U64P, U64P, I32P, I64, I32P, U64P],
+        "row_short_codes",
+        [I64, U64P, I8P, I64, I64, U64P, U64P, I32P, U64P, I64, I32P, U64P],
         I64,
     )
     (
-        n, truck, truck_valid, declaration, at, day, crossing, trip_valid,
+        n,
+        views,
+        validity,
+        offset,
+        shift,
+        table_w0,
+        table_w1,
+        table_codes,
+        state,
+        base,
+        codes,
+        firsts,
+    ) = k.args
+    b = k.b
+    zero, one = k.const(0), k.const(1)
+    mask = b.sub(b.shl(one, b.sub(k.const(64), shift)), one)
+    following = k.var(I64, k.load(state, zero))
+    null_code = k.var(I64, k.load(state, one))
+    limit = k.load(state, k.const(2))
+    last0, last1 = k.var(I64, zero), k.var(I64, zero)
+    last_code = k.var(I32, ir.Constant(I32, -1))
+    full = k.var(I1, _false(k))
+    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), zero)
+
+    def take_code(row: Any) -> Any:
+        new = following.get()
+        with b.if_then(b.icmp_signed(">=", new, limit)):
+            full.set(_true(k))
+        with b.if_then(b.icmp_signed("<", new, limit)):
+            k.store(b.add(row, base), firsts, new)
+        following.set(b.add(new, one))
+        return b.trunc(new, I32)
+
+    def low_bytes(word: Any, count: Any) -> Any:
+        """``word`` with only its ``count`` (0..8, clamped) lowest bytes kept."""
+        count = b.select(b.icmp_signed(">", count, k.const(8)), k.const(8), count)
+        count = b.select(b.icmp_signed("<", count, zero), zero, count)
+        bits = b.shl(count, k.const(3))
+        kept = b.select(
+            b.icmp_signed(">=", bits, k.const(64)),
+            k.const(-1),
+            b.sub(b.shl(one, bits), one),
+        )
+        return b.and_(word, kept)
+
+    with k.loop(zero, n) as i:
+        at = b.add(i, offset)
+        present = k.var(I1, _true(k))
+        with b.if_then(has_validity):
+            byte = k.load(validity, b.lshr(at, k.const(3)))
+            bit = b.trunc(b.and_(at, k.const(7)), I8)
+            present.set(b.trunc(b.lshr(byte, bit), I1))
+        code = k.var(I32, ir.Constant(I32, 0))
+        with b.if_else(present.get()) as (value, null):
+            with null:
+                with b.if_then(b.icmp_signed("<", null_code.get(), zero)):
+                    null_code.set(b.zext(take_code(i), I64))
+                code.set(b.trunc(null_code.get(), I32))
+            with value:
+                word0 = k.load(views, b.shl(at, one))
+                word1 = k.load(views, b.add(b.shl(at, one), one))
+                length = b.and_(word0, k.const(0xFFFFFFFF))
+                with b.if_then(b.icmp_unsigned(">", length, k.const(12))):
+                    b.ret(k.const(LONG))
+                # Bytes 0-3: the length; 4-7: the first four bytes; 8-15: the next eight.
+                w0 = low_bytes(word0, b.add(length, k.const(4)))
+                w1 = low_bytes(word1, b.sub(length, k.const(4)))
+                repeat = b.and_(
+                    b.icmp_signed(">=", last_code.get(), ir.Constant(I32, 0)),
+                    b.and_(
+                        b.icmp_unsigned("==", w0, last0.get()),
+                        b.icmp_unsigned("==", w1, last1.get()),
+                    ),
+                )
+                with b.if_else(repeat) as (same, other):
+                    with same:
+                        code.set(last_code.get())
+                    with other:
+                        mixed = b.xor(b.mul(w0, k.const(_MIX2)), w1)
+                        start = b.lshr(b.mul(mixed, k.const(_MIX)), shift)
+
+                        def same_key(slot: Any) -> Any:
+                            return b.and_(
+                                b.icmp_unsigned("==", k.load(table_w0, slot), w0),
+                                b.icmp_unsigned("==", k.load(table_w1, slot), w1),
+                            )
+
+                        slot, found = _probe(k, start, mask, table_codes, same_key)
+                        code.set(found)
+                        with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
+                            new = take_code(i)
+                            k.store(w0, table_w0, slot)
+                            k.store(w1, table_w1, slot)
+                            k.store(new, table_codes, slot)
+                            code.set(new)
+                last0.set(w0)
+                last1.set(w1)
+                last_code.set(code.get())
+        k.store(code.get(), codes, i)
+        with b.if_then(full.get()):
+            b.ret(k.const(FULL))
+    k.store(following.get(), state, zero)
+    k.store(null_code.get(), state, one)
+    b.ret(zero)
+    return k
+
+
+def _trip_codes_kernel() -> Kernel:
+    """``row_trip_codes(n, truck, truck_valid, declaration, at, crossing, trip_valid,
+    shift, table_ab, table_c, table_codes, limit, trips, firsts) -> count or FULL``: the trip
+    of each row, keyed by (truck code, else declaration code; crossing code; 2 * the calendar
+    day of ``at`` (microseconds) + has truck), all exact; rows without a trip
+    (``trip_valid`` 0) share one code. A table takes at most ``limit`` trips."""
+    k = Kernel(
+        "row_trip_codes",
+        [I64, I32P, I8P, I32P, U64P, I32P, I8P, I64, U64P, U64P, I32P, I64, I32P, U64P],
+        I64,
+    )
+    (
+        n, truck, truck_valid, declaration, at, crossing, trip_valid,
         shift, table_ab, table_c, table_codes, limit, trips, firsts,
     ) = k.args  # fmt: skip
     b = k.b
@@ -200,12 +337,7 @@ def _trip_codes_kernel() -> Kernel:
                 has_truck = b.icmp_signed("!=", k.load(truck_valid, i), ir.Constant(I8, 0))
                 a = b.select(has_truck, k.load(truck, i), k.load(declaration, i))
                 ab = b.or_(b.shl(b.zext(a, I64), k.const(32)), b.zext(k.load(crossing, i), I64))
-                t = k.load(at, i)
-                days = b.sdiv(t, day)
-                below = b.and_(
-                    b.icmp_signed("<", t, zero), b.icmp_signed("!=", b.srem(t, day), zero)
-                )
-                days = b.sub(days, b.zext(below, I64))
+                days = _calendar_day(k, k.load(at, i))
                 c = b.add(b.shl(days, one), b.zext(has_truck, I64))
                 repeat = b.and_(
                     b.icmp_signed(">=", last_code.get(), ir.Constant(I32, 0)),
@@ -252,7 +384,7 @@ def _trip_totals_kernel() -> Kernel:
         F64P, I8P, F64P, I8P,  # value and its validity, gross mass and its validity
         U64P, U64P, U64P, F64P, F64P, U64P, U64P, U64P,  # scratch per trip: starts, cursor, ..
         I32P, I32P, I32P, U64P, F64P,  # scratch: marks per declaration, importer, chapter; ..
-        U64P, U64P, F64P, U64P, U64P, U64P, U64P, F64P, F64P,  # per row: order, out ...
+        U64P, U64P, F64P, U64P, U64P, U64P, U64P, F64P,  # per row: order, out ...
     ]  # fmt: skip
     k = Kernel("row_trip_totals", args)
     (
@@ -260,7 +392,7 @@ def _trip_totals_kernel() -> Kernel:
         value, value_valid, gross, gross_valid,
         starts, cursor, items, value_sum, gross_sum, n_declarations, n_importers, n_chapters,
         mark_d, mark_i, mark_c, d_items, d_value,
-        order, o_d_items, o_d_value, o_t_decl, o_t_items, o_t_imp, o_t_chap, o_t_value, o_t_gross,
+        order, o_d_items, o_d_value, o_t_decl, o_t_items, o_t_imp, o_t_chap, o_t_value,
     ) = k.args  # fmt: skip
     b = k.b
     zero, one = k.const(0), k.const(1)
@@ -336,7 +468,6 @@ def _trip_totals_kernel() -> Kernel:
         k.store(k.load(n_importers, t), o_t_imp, i)
         k.store(k.load(n_chapters, t), o_t_chap, i)
         k.store(k.load(value_sum, t), o_t_value, i)
-        k.store(k.load(gross_sum, t), o_t_gross, i)
     return k
 
 
@@ -345,14 +476,16 @@ def _nearest_readings_kernel() -> Kernel:
     args = [
         I64, U64P, U64P, F64P,  # readings (in time order): count, keys, times, weights
         I64, U64P, I32P, U64P, U64P, I32P,  # table: shift, keys, codes; group starts, order, group
-        I64, I32P, U64P, I8P, U64P, F64P, I64,  # rows: n, key index, keys, has key, at, gross, tol
+        I64, U64P, I8P, I32P,  # keys: count, keys, has key; scratch: group of each key
+        I64, I32P, U64P, I32P, F64P, I64,  # rows: n, key index, at, trip; trip gross, tolerance
         F64P, I8P,  # out: gap ratio and its validity
     ]  # fmt: skip
     k = Kernel("row_nearest_readings", args, I64)
     (
         m, r_keys, r_times, r_weights,
         shift, table_keys, table_codes, starts, order, group,
-        n, key_of_row, keys, key_valid, at, gross, tolerance,
+        nk, keys, key_valid, group_of_key,
+        n, key_of_row, at, trip_of_row, trip_gross, tolerance,
         out, out_valid,
     ) = k.args  # fmt: skip
     b = k.b
@@ -393,19 +526,31 @@ def _nearest_readings_kernel() -> Kernel:
     with k.loop(groups.get(), zero, step=-1) as g:  # ... and ends as its end: moved up one
         k.store(k.load(starts, b.sub(g, one)), starts, g)
     k.store(zero, starts, zero)
+    # The group of each key (-1: no key, or no reading of it).
+    with k.loop(zero, nk) as j:
+        k.store(ir.Constant(I32, -1), group_of_key, j)
+        with b.if_then(b.icmp_signed("!=", k.load(key_valid, j), ir.Constant(I8, 0))):
+            _, code = lookup(k.load(keys, j))
+            k.store(code, group_of_key, j)
     matched = k.var(I64, zero)
+    last_group = k.var(I64, k.const(-1))
+    last_at = k.var(I64, zero)
+    best = k.var(I64, k.const(-1))  # the reading chosen for (last_group, last_at), -1: none
     with k.loop(zero, n) as i:
         k.store(ir.Constant(I8, 0), out_valid, i)
         k.store(ir.Constant(F64, 0.0), out, i)
-        index = b.sext(k.load(key_of_row, i), I64)
-        with b.if_then(b.icmp_signed("!=", k.load(key_valid, index), ir.Constant(I8, 0))):
-            key = k.load(keys, index)
-            _, code = lookup(key)
-            with b.if_then(b.icmp_signed(">=", code, ir.Constant(I32, 0))):
-                g = b.sext(code, I64)
+        g = b.sext(k.load(group_of_key, b.sext(k.load(key_of_row, i), I64)), I64)
+        x = k.load(at, i)
+        with b.if_then(b.icmp_signed(">=", g, zero)):
+            again = b.and_(
+                b.icmp_signed("==", g, last_group.get()), b.icmp_signed("==", x, last_at.get())
+            )
+            with b.if_then(b.not_(again)):
+                last_group.set(g)
+                last_at.set(x)
+                best.set(k.const(-1))
                 low = k.load(starts, g)
                 high = k.load(starts, b.add(g, one))
-                x = k.load(at, i)
                 # The first reading of the group later than x (binary search).
                 lo, hi = k.var(I64, low), k.var(I64, high)
                 with k.while_(lambda: b.icmp_signed("<", lo.get(), hi.get())):
@@ -417,7 +562,6 @@ def _nearest_readings_kernel() -> Kernel:
                         with no:
                             lo.set(b.add(mid, one))
                 after = lo.get()
-                best = k.var(I64, k.const(-1))
                 distance = k.var(I64, zero)
                 with b.if_then(b.icmp_signed(">", after, low)):
                     best.set(b.sub(after, one))
@@ -445,18 +589,110 @@ def _nearest_readings_kernel() -> Kernel:
                             last.set(b.add(last.get(), one))
                         best.set(last.get())
                         distance.set(gap)
-                within = b.and_(
-                    b.icmp_signed(">=", best.get(), zero),
-                    b.icmp_signed("<=", distance.get(), tolerance),
-                )
-                with b.if_then(within):
-                    weight = k.load(r_weights, k.load(order, best.get()))
-                    total = k.load(gross, i)
-                    with b.if_then(b.fcmp_ordered(">", total, ir.Constant(F64, 0.0))):
-                        k.store(b.fdiv(b.fsub(weight, total), total), out, i)
-                        k.store(ir.Constant(I8, 1), out_valid, i)
-                    matched.set(b.add(matched.get(), one))
+                far = b.icmp_signed(">", distance.get(), tolerance)
+                with b.if_then(far):
+                    best.set(k.const(-1))
+            with b.if_then(b.icmp_signed(">=", best.get(), zero)):
+                weight = k.load(r_weights, k.load(order, best.get()))
+                total = k.load(trip_gross, b.sext(k.load(trip_of_row, i), I64))
+                with b.if_then(b.fcmp_ordered(">", total, ir.Constant(F64, 0.0))):
+                    k.store(b.fdiv(b.fsub(weight, total), total), out, i)
+                    k.store(ir.Constant(I8, 1), out_valid, i)
+                matched.set(b.add(matched.get(), one))
     b.ret(matched.get())
+    return k
+
+
+def _row_signals_kernel() -> Kernel:
+    """``row_local_signals``: see ``local_signals``, whose arguments it takes in order."""
+    args = [
+        I64, F64P, F64P, I64, F64,  # n; thresholds, their reciprocals, their count, margin
+        F64P, I8P, F64P,  # item value and its validity, declaration value
+        F64P, I8P, F64P, I8P, F64P, I8P,  # invoice, net and gross mass, with validity
+        U64P, I32P, I8P,  # declared at (microseconds); registered on, validity
+        U64P, I8P, U64P, I8P,  # importer declarations in 1 and 30 days, validity
+        F64P, I8P, I8P, F64P, I8P, I8P, I8P,  # out: gaps and their flags; roundness
+        F64P, I8P, F64P, I8P, F64P, I8P,  # out: gross/net, importer age, burst ratio
+    ]  # fmt: skip
+    k = Kernel("row_local_signals", args)
+    (
+        n, thresholds, reciprocals, nt, margin,
+        value, value_valid, declared,
+        invoice, invoice_valid, net, net_valid, gross, gross_valid,
+        at, registered, registered_valid,
+        d1, d1_valid, d30, d30_valid,
+        o_gap, o_gap_valid, o_flag, o_dgap, o_dgap_valid, o_dflag, o_round,
+        o_ratio, o_ratio_valid, o_age, o_age_valid, o_burst, o_burst_valid,
+    ) = k.args  # fmt: skip
+    b = k.b
+    zero, one = k.const(0), k.const(1)
+    fzero = ir.Constant(F64, 0.0)
+    no = ir.Constant(I8, 0)
+    floor = k.module.declare_intrinsic("llvm.floor", [F64])
+
+    def given(validity: Any, i: Any) -> Any:
+        return b.icmp_signed("!=", k.load(validity, i), no)
+
+    def gap(amount: Any, has: Any, out: Any, out_valid: Any, flag: Any, i: Any) -> None:
+        """The smallest (T - v) / T over thresholds T above v (null: none), and its flag;
+        without branches (which way a value falls is a coin toss)."""
+        best = k.var(F64, fzero)
+        found = k.var(I1, _false(k))
+        for place in range(MAX_THRESHOLDS):  # unrolled; unused places hold NaN
+            j = k.const(place)
+            limit = k.load(thresholds, j)
+            below = b.and_(has, b.fcmp_ordered("<", amount, limit))
+            # Polars divides by a constant as a product with its reciprocal.
+            candidate = b.fmul(b.fsub(limit, amount), k.load(reciprocals, j))
+            better = b.and_(
+                below, b.or_(b.not_(found.get()), b.fcmp_ordered("<", candidate, best.get()))
+            )
+            best.set(b.select(better, candidate, best.get()))
+            found.set(b.or_(found.get(), below))
+        k.store(best.get(), out, i)
+        k.store(b.zext(found.get(), I8), out_valid, i)
+        close = b.and_(found.get(), b.fcmp_ordered("<=", best.get(), margin))
+        k.store(b.zext(close, I8), flag, i)
+
+    with k.loop(zero, n) as i:
+        amount = k.load(value, i)
+        gap(amount, given(value_valid, i), o_gap, o_gap_valid, o_flag, i)
+        gap(k.load(declared, i), _true(k), o_dgap, o_dgap_valid, o_dflag, i)
+        # Trailing zeros of a whole positive invoice amount (up to six).
+        figure = k.load(invoice, i)
+        zeros = k.var(I8, no)
+        whole = b.and_(
+            given(invoice_valid, i),
+            b.and_(
+                b.fcmp_ordered("==", figure, b.call(floor, [figure])),
+                b.fcmp_ordered(">", figure, fzero),
+            ),
+        )
+        with b.if_then(whole):
+            # As Polars takes a float modulo: x - m * floor(x * (1 / m)).
+            for power in range(1, 7):
+                modulus = ir.Constant(F64, float(10**power))
+                share = b.fmul(figure, ir.Constant(F64, 1.0 / 10**power))
+                rest = b.fsub(figure, b.fmul(modulus, b.call(floor, [share])))
+                divides = b.fcmp_ordered("==", rest, fzero)
+                zeros.set(b.add(zeros.get(), b.zext(divides, I8)))
+        k.store(zeros.get(), o_round, i)
+        # Gross over net mass where the net mass is above zero.
+        mass = k.load(net, i)
+        ratio = b.and_(
+            b.and_(given(net_valid, i), given(gross_valid, i)),
+            b.fcmp_ordered(">", mass, fzero),
+        )
+        k.store(b.fdiv(k.load(gross, i), mass), o_ratio, i)
+        k.store(b.zext(ratio, I8), o_ratio_valid, i)
+        # Days from the importer's registration to the declaration's calendar day.
+        age = b.sub(_calendar_day(k, k.load(at, i)), b.sext(k.load(registered, i), I64))
+        k.store(b.sitofp(age, F64), o_age, i)
+        k.store(k.load(registered_valid, i), o_age_valid, i)
+        # Declarations of the last day against the daily mean of the last 30.
+        mean = b.fmul(b.sitofp(b.add(k.load(d30, i), one), F64), ir.Constant(F64, 1.0 / 30.0))
+        k.store(b.fdiv(b.sitofp(k.load(d1, i), F64), mean), o_burst, i)
+        k.store(b.and_(k.load(d1_valid, i), k.load(d30_valid, i)), o_burst_valid, i)
     return k
 
 
@@ -466,12 +702,18 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         if not _KERNELS:
             built = [
                 (_dense_codes_kernel(), [L, P, P, L, P, P, P, L, P, P], L),
-                (_trip_codes_kernel(), [L, P, P, P, P, L, P, P, L, P, P, P, L, P, P], L),
-                (_trip_totals_kernel(), [L, P, L, P, L, P, L, P, L, *[P] * 26], None),
+                (_trip_codes_kernel(), [L, P, P, P, P, P, P, L, P, P, P, L, P, P], L),
+                (_trip_totals_kernel(), [L, P, L, P, L, P, L, P, L, *[P] * 25], None),
                 (
                     _nearest_readings_kernel(),
-                    [L, P, P, P, L, P, P, P, P, P, L, P, P, P, P, P, L, P, P],
+                    [L, P, P, P, L, P, P, P, P, P, L, P, P, P, L, P, P, P, P, L, P, P],
                     L,
+                ),
+                (_short_codes_kernel(), [L, P, P, L, L, P, P, P, P, L, P, P], L),
+                (
+                    _row_signals_kernel(),
+                    [L, P, P, L, ctypes.c_double, *[P] * 29],
+                    None,
                 ),
             ]
             functions = compile_kernels(built)
@@ -525,6 +767,9 @@ def dense_codes(columns: Sequence[pl.Series], *, guess: int | None = None) -> Co
     own), 0, 1, ... in order of first appearance (column by column). Exact: a hash collision
     between two values is caught and numbered with Polars instead."""
     n = columns[0].len() if columns else 0
+    short = _short_codes(columns, guess or n // 16)
+    if short is not None:
+        return short
     hashes = [_hashes(column) for column in columns]
     valid = [present(column) for column in columns]
     dense = _kernels()["row_dense_codes"]
@@ -553,6 +798,43 @@ def dense_codes(columns: Sequence[pl.Series], *, guess: int | None = None) -> Co
         for code, column in zip(codes, columns, strict=True)
     )
     return Codes(codes, values) if checked else exact_codes(columns)
+
+
+def _short_codes(columns: Sequence[pl.Series], guess: int) -> Codes | None:
+    """``dense_codes`` of text columns whose strings all fit in their Arrow views (codes
+    keyed by the views themselves: exact, nothing to check); None for other columns."""
+    if not all(column.dtype == pl.String for column in columns):
+        return None
+    n = columns[0].len()
+    arrays = [column.to_arrow(compat_level=pl.CompatLevel.newest()) for column in columns]
+    if not all(isinstance(array, pa.StringViewArray) for array in arrays):
+        return None
+    kernel = _kernels()["row_short_codes"]
+    capacity = max(guess, 8)
+    while True:
+        shift = _shift(capacity)
+        size = 1 << (64 - shift)
+        table_w0, table_w1 = np.empty(size, dtype=np.uint64), np.empty(size, dtype=np.uint64)
+        table_codes = np.full(size, -1, dtype=np.int32)
+        state = np.array([0, -1, capacity], dtype=np.int64)
+        firsts = np.empty(capacity, dtype=np.int64)
+        codes = [np.empty(n, dtype=np.int32) for _ in columns]
+        for j, (array, out) in enumerate(zip(arrays, codes, strict=True)):
+            validity, views = array.buffers()[:2]
+            status = kernel(
+                n, views.address, 0 if validity is None else validity.address, array.offset,
+                shift, pointer(table_w0), pointer(table_w1), pointer(table_codes),
+                pointer(state), j * n, pointer(out), pointer(firsts),
+            )  # fmt: skip
+            if status == LONG:
+                return None
+            if status == FULL:
+                break
+        else:
+            break
+        capacity *= 8
+    where = firsts[: int(state[0])]
+    return Codes(codes, _values_at(columns, where // max(n, 1), where % max(n, 1)))
 
 
 def _values_at(columns: Sequence[pl.Series], column: np.ndarray, row: np.ndarray) -> pl.Series:
@@ -606,7 +888,17 @@ class Trips:
         return int(self.firsts.size)
 
 
-DAY = {"ns": 86_400_000_000_000, "us": 86_400_000_000, "ms": 86_400_000}
+def microseconds(times: pl.Series) -> np.ndarray:
+    """A naive datetime column as int64 microseconds (floored; 0 where null), the unit the
+    kernels count calendar days in."""
+    dtype = times.dtype
+    assert isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+    physical = times.to_physical().fill_null(0).to_numpy()
+    if dtype.time_unit == "ms":
+        physical = physical * 1000
+    elif dtype.time_unit == "ns":
+        physical = np.floor_divide(physical, 1000)
+    return np.ascontiguousarray(physical, dtype=np.int64)
 
 
 def trip_codes(
@@ -623,9 +915,7 @@ def trip_codes(
     row has one (int8). A row lacking a crossing, a time, or both truck and declaration has
     no trip text: all such rows make one trip, as one null key does in a group-by."""
     n = declared_at.len()
-    dtype = declared_at.dtype
-    assert isinstance(dtype, pl.Datetime) and dtype.time_zone is None
-    at = np.ascontiguousarray(declared_at.to_physical().fill_null(0).to_numpy())
+    at = microseconds(declared_at)
     crossing_codes = crossing.codes[0]
     valid = (
         ~crossing.values.is_null().to_numpy()[crossing_codes]
@@ -644,7 +934,7 @@ def trip_codes(
         firsts = np.empty(capacity, dtype=np.int64)
         count = function(
             n, pointer(truck.codes[0]), pointer(has_truck), pointer(declaration), pointer(at),
-            DAY[dtype.time_unit], pointer(crossing_codes), pointer(valid), shift,
+            pointer(crossing_codes), pointer(valid), shift,
             pointer(table_ab), pointer(table_c), pointer(table_codes), capacity, pointer(codes),
             pointer(firsts),
         )  # fmt: skip
@@ -656,7 +946,7 @@ def trip_codes(
 @dataclass(frozen=True)
 class TripTotals:
     """Per row: its declaration's items and value, its trip's items, distinct declarations,
-    importers and chapters, value and gross mass."""
+    importers and chapters and value; per trip (``trip_gross``): gross mass."""
 
     declaration_items: np.ndarray
     declaration_value: np.ndarray
@@ -699,7 +989,7 @@ def trip_totals(
         np.empty(n, dtype=np.float64),
         *(np.empty(n, dtype=np.int64) for _ in range(4)),
         np.empty(n, dtype=np.float64),
-        np.empty(n, dtype=np.float64),
+        per_trip[4],
     )
     _kernels()["row_trip_totals"](
         n, pointer(trips.codes), nt,
@@ -708,28 +998,31 @@ def trip_totals(
         pointer(values), pointer(value_valid), pointer(masses), pointer(gross_valid),
         *(pointer(a) for a in per_trip), *(pointer(a) for a in marks),
         *(pointer(a) for a in per_declaration), pointer(order),
-        *(pointer(getattr(out, name)) for name in TripTotals.__dataclass_fields__),
+        *(pointer(getattr(out, name)) for name in list(TripTotals.__dataclass_fields__)[:-1]),
     )  # fmt: skip
     return out
 
 
 def nearest_readings(
     readings: pl.DataFrame,
-    key_of_row: np.ndarray,
     keys: np.ndarray,
     has_key: np.ndarray,
+    key_of_row: np.ndarray,
     at: np.ndarray,
-    gross: np.ndarray,
+    trips: Trips,
+    trip_gross: np.ndarray,
     tolerance: int,
 ) -> pl.Series:
     """``(reading - gross) / gross`` per row, the reading nearest ``at`` (within
-    ``tolerance``, the later on a tie) among ``readings`` of the row's key; null without one,
-    or where ``gross`` is not above 0. ``readings``: ``key`` (UInt64), ``at`` and
-    ``weighbridge_kg`` in time order; ``keys``/``has_key`` per key index, ``key_of_row`` each
-    row's index into them; ``at`` in the readings' unit."""
+    ``tolerance``, the later on a tie) among ``readings`` of the row's key, ``gross`` its
+    trip's gross mass; null without one, or where ``gross`` is not above 0. ``readings``:
+    ``key`` (UInt64), ``at`` and ``weighbridge_kg`` in time order; ``keys``/``has_key`` the
+    keys, ``key_of_row`` each row's index into them; ``at`` in the readings' unit."""
     m = readings.height
     n = key_of_row.size
     key_of_row = np.ascontiguousarray(key_of_row, dtype=np.int32)
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    trip_gross = np.ascontiguousarray(trip_gross, dtype=np.float64)
     r_keys = np.ascontiguousarray(readings.get_column("key").to_numpy())
     r_times = np.ascontiguousarray(readings.get_column("at").to_physical().to_numpy())
     r_weights = np.ascontiguousarray(readings.get_column("weighbridge_kg").to_numpy())
@@ -738,25 +1031,88 @@ def nearest_readings(
     starts = np.empty(m + 2, dtype=np.int64)
     order = np.empty(max(m, 1), dtype=np.int64)
     group = np.empty(max(m, 1), dtype=np.int32)
+    group_of_key = np.empty(max(keys.size, 1), dtype=np.int32)
     ratio = np.empty(n, dtype=np.float64)
     valid = np.empty(n, dtype=np.int8)
     _kernels()["row_nearest_readings"](
         m, pointer(r_keys), pointer(r_times), pointer(r_weights),
         shift, pointer(table_keys), pointer(table_codes), pointer(starts), pointer(order),
-        pointer(group), n, pointer(key_of_row),
-        pointer(keys), pointer(has_key), pointer(at), pointer(gross), tolerance,
-        pointer(ratio), pointer(valid),
+        pointer(group), keys.size, pointer(keys), pointer(has_key), pointer(group_of_key),
+        n, pointer(key_of_row), pointer(at), pointer(trips.codes), pointer(trip_gross),
+        tolerance, pointer(ratio), pointer(valid),
     )  # fmt: skip
     return with_nulls(ratio, valid)
 
 
 def with_nulls(values: np.ndarray, valid: np.ndarray) -> pl.Series:
-    """A Series of ``values``, null where ``valid`` is 0."""
-    series = pl.Series(values)
+    """A Series of ``values``, null where ``valid`` (0/1 or bool) is 0: the values and a
+    validity bitmap handed to Arrow as they are."""
+    valid = np.ascontiguousarray(valid).view(np.bool_)
     if valid.all():
-        return series
-    return (
-        series.to_frame("v")
-        .select(pl.when(pl.Series(valid.view(np.bool_))).then(pl.col("v")))
-        .to_series()
+        return pl.Series(values)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    array = pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), values.size, [bitmap, pa.py_buffer(values)]
     )
+    return pl.Series(pl.from_arrow(array))
+
+
+def local_signals(
+    items: pl.DataFrame, declaration_value: np.ndarray, thresholds: Sequence[float], margin: float
+) -> dict[str, pl.Series]:
+    """``features.behaviour``'s row-local signals (threshold gaps and flags of the item and
+    its declaration, invoice roundness, gross/net ratio, importer age, burst ratio) in one
+    pass, the same operations in the same order as their expressions (a division by a
+    constant as Polars does it: a product with the constant's reciprocal)."""
+    n = items.height
+
+    def floats(name: str) -> tuple[np.ndarray, np.ndarray]:
+        column = items.get_column(name)
+        return np.ascontiguousarray(column.fill_null(0).to_numpy(), dtype=np.float64), present(
+            column
+        )
+
+    def integers(name: str, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        column = items.get_column(name)
+        return np.ascontiguousarray(column.to_physical().fill_null(0).to_numpy(), dtype=dtype), (
+            present(column)
+        )
+
+    limits = np.full(MAX_THRESHOLDS, np.nan)
+    limits[: len(thresholds)] = thresholds
+    reciprocals = 1.0 / limits
+    value, value_valid = floats("customs_value_usd")
+    declared = np.ascontiguousarray(declaration_value, dtype=np.float64)
+    invoice, invoice_valid = floats("invoice_value")
+    net, net_valid = floats("net_mass_kg")
+    gross, gross_valid = floats("gross_mass_kg")
+    at = microseconds(items.get_column("declared_at"))
+    registered, registered_valid = integers("importer_registered_on", np.int32)
+    registered_valid = registered_valid & present(items.get_column("declared_at"))
+    d1, d1_valid = integers("importer_declarations_1d", np.int64)
+    d30, d30_valid = integers("importer_declarations_30d", np.int64)
+    f64 = [np.empty(n, dtype=np.float64) for _ in range(5)]
+    i8 = [np.empty(n, dtype=np.int8) for _ in range(8)]
+    gap, dgap, ratio, age, burst = f64
+    gap_v, flag, dgap_v, dflag, rounded, ratio_v, age_v, burst_v = i8
+    _kernels()["row_local_signals"](
+        n, pointer(limits), pointer(reciprocals), limits.size, float(margin),
+        pointer(value), pointer(value_valid), pointer(declared),
+        pointer(invoice), pointer(invoice_valid), pointer(net), pointer(net_valid),
+        pointer(gross), pointer(gross_valid), pointer(at),
+        pointer(registered), pointer(registered_valid),
+        pointer(d1), pointer(d1_valid), pointer(d30), pointer(d30_valid),
+        pointer(gap), pointer(gap_v), pointer(flag), pointer(dgap), pointer(dgap_v),
+        pointer(dflag), pointer(rounded), pointer(ratio), pointer(ratio_v), pointer(age),
+        pointer(age_v), pointer(burst), pointer(burst_v),
+    )  # fmt: skip
+    return {
+        "value_gap_below_threshold": with_nulls(gap, gap_v),
+        "value_just_under_threshold": pl.Series(flag),
+        "declaration_value_gap_below_threshold": with_nulls(dgap, dgap_v),
+        "declaration_value_just_under_threshold": pl.Series(dflag),
+        "invoice_value_roundness": pl.Series(rounded),
+        "gross_net_ratio": with_nulls(ratio, ratio_v),
+        "importer_age_days": with_nulls(age, age_v),
+        "importer_burst_ratio": with_nulls(burst, burst_v),
+    }

@@ -85,7 +85,8 @@ def _expected_totals(frame: pl.DataFrame, declaration: str) -> pl.DataFrame:
     )
 
 
-def _assert_totals(got: pl.DataFrame, expected: pl.DataFrame) -> None:
+def _assert_totals(totals: behaviour.RowTotals, expected: pl.DataFrame) -> None:
+    got = totals.columns.with_columns(totals.trip_gross_kg())
     assert got.select("trip_id", *TOTALS).equals(expected.select("trip_id", *TOTALS))
     for name in SUMS:  # the same terms, perhaps added in another order
         assert got.schema[name] == pl.Float64
@@ -97,7 +98,7 @@ def _assert_totals(got: pl.DataFrame, expected: pl.DataFrame) -> None:
 def test_row_totals_equal_the_window_expressions(seed: int, declaration: str) -> None:
     frame = _batch(seed)
     totals = behaviour.row_totals(frame, declaration)
-    _assert_totals(totals.columns, _expected_totals(frame, declaration))
+    _assert_totals(totals, _expected_totals(frame, declaration))
     # Trips are numbered in order of first appearance and their first rows are theirs.
     codes, firsts = totals.trips.codes, totals.trips.firsts
     assert (codes[firsts] == np.arange(firsts.size)).all()
@@ -111,8 +112,7 @@ def test_rows_without_a_trip_text_share_one_trip_as_a_null_key_does() -> None:
         .alias("crossing")
     )  # fmt: skip
     _assert_totals(
-        behaviour.row_totals(frame, "declaration_id").columns,
-        _expected_totals(frame, "declaration_id"),
+        behaviour.row_totals(frame, "declaration_id"), _expected_totals(frame, "declaration_id")
     )
 
 
@@ -124,7 +124,7 @@ def test_a_hash_collision_falls_back_to_exact_codes(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(
         row_kernels, "_hashes", lambda series: np.zeros(series.len(), dtype=np.uint64)
     )
-    _assert_totals(behaviour.row_totals(frame, "declaration_id").columns, expected)
+    _assert_totals(behaviour.row_totals(frame, "declaration_id"), expected)
     assert route.route_columns(frame).equals(expected_route)
 
 
@@ -178,7 +178,7 @@ def test_weighbridge_gaps_equal_the_as_of_join(seed: int, hours: float) -> None:
     tolerance = timedelta(hours=hours)
     got = behaviour.weighbridge_gaps(frame, totals, arrivals.lazy(), tolerance)
     expected = (
-        pl.concat([frame, totals.columns.select("trip_gross_kg")], how="horizontal")
+        frame.with_columns(totals.trip_gross_kg())
         .lazy()
         .pipe(behaviour.weighbridge_gap(arrivals.lazy(), tolerance))
         .collect()
@@ -242,3 +242,33 @@ def test_item_signals_equal_the_expressions_on_generated_traffic(
     }
     _close(got, expected, sums)
     assert got["trip_weighbridge_gap_ratio"].null_count() < got.height
+
+
+@pytest.mark.parametrize(
+    "thresholds", [(216.4, 1000.0, 10000.0), (), (5.0,), tuple(100.0 * 2**k for k in range(9))]
+)
+def test_local_signals_equal_the_expressions(thresholds: tuple[float, ...]) -> None:
+    frame = _batch(6, n=3000)
+    rng = np.random.default_rng(6)
+    odd = [0.0, 7.5, 1e19, 2.0**63, 1e300, float("inf"), float("nan"), 120000.0, 3e6, 999.99]
+    frame = frame.with_columns(
+        pl.Series(np.where(rng.random(3000) < 0.3, rng.choice(odd, 3000), frame["invoice_value"]))
+        .scatter([5, 6], None)
+        .alias("invoice_value"),
+        frame["net_mass_kg"].clone().scatter([1, 2, 3], [0.0, None, -1.0]),
+        frame["importer_registered_on"].clone().scatter([4, 8], None),
+        pl.Series("importer_declarations_1d", rng.integers(0, 9, 3000)).scatter([9], None),
+        pl.Series("importer_declarations_30d", rng.integers(0, 90, 3000)).scatter([10], None),
+        frame["customs_value_usd"].clone().scatter([11, 12], [216.39, 1000.0]),
+    )
+    totals = behaviour.row_totals(frame, history.DECLARATION)
+    got = behaviour.local_signals(frame, totals, thresholds, 0.05)
+    expected = (
+        frame.with_columns(totals.columns.get_column("declaration_value_usd"))
+        .lazy()
+        .pipe(behaviour.threshold_signals(thresholds, 0.05))
+        .with_columns(*behaviour.row_signals(), behaviour.importer_burst_ratio())
+        .select(behaviour.LOCAL_SIGNALS)
+        .collect()
+    )
+    assert got.equals(expected)
