@@ -290,8 +290,9 @@ REASON_COLUMNS = ("reasons", "reasons_ru", "reasons_en", "reason_features")
 
 def _rule_reason_in(scored: ItemScores, index: int, name: str) -> pl.Expr:
     """An item's ``rule_reason`` in Russian (``index`` 0) or English (1)."""
-    if not scored.rule_texts:
-        return pl.col("rule_reason").alias(name)  # no rules: null throughout
+    reasons = scored.items.get_column("rule_reason")
+    if not scored.rule_texts or reasons.null_count() == reasons.len():
+        return pl.col("rule_reason").alias(name)  # no rule matched: null throughout
     texts = scored.rule_texts
     return (
         pl.col("rule_reason")
@@ -335,12 +336,40 @@ def _reasons_of(frame: pl.DataFrame, reasons: pl.DataFrame, on: list[str]) -> pl
         .sort("_at")
     )
     at = found.get_column("_at").to_numpy()
+    return _placed(reasons, at, found.get_column("_of").to_numpy(), frame.height, on)
+
+
+def _placed(
+    reasons: pl.DataFrame, at: np.ndarray, of: np.ndarray, height: int, on: list[str]
+) -> pl.DataFrame:
+    """The reason columns of ``height`` rows: row ``of[i]`` of ``reasons`` at row ``at[i]``
+    (ascending), empty lists elsewhere."""
     if len(at) > 1 and not np.all(np.diff(at) > 0):
         raise ValueError(f"reasons name a row twice (keys {on})")
-    picked = reasons.select(REASON_COLUMNS)[found.get_column("_of")]
-    return pl.DataFrame(
-        [_spread(picked.get_column(name), at, frame.height) for name in REASON_COLUMNS]
+    picked = reasons.select(REASON_COLUMNS)[pl.Series(of, dtype=pl.get_index_type())]
+    return pl.DataFrame([_spread(picked.get_column(name), at, height) for name in REASON_COLUMNS])
+
+
+def _item_reasons_by_runs(
+    items: pl.DataFrame, reasons: pl.DataFrame, per_declaration: pl.DataFrame
+) -> pl.DataFrame:
+    """``_reasons_of(items, reasons, KEYS)`` where each declaration's items are one run
+    (``per_declaration`` from ``_declarations_by_runs``): a reason's declaration is found
+    among the declarations, its item among that run's few rows, without hashing every item."""
+    found = (
+        reasons.select(KEYS)
+        .with_row_index("_of")
+        .join(per_declaration.select("declaration_id", "_first", "n_items"), on="declaration_id")
     )
+    sizes = found.get_column("n_items").to_numpy()
+    of = np.repeat(found.get_column("_of").to_numpy(), sizes)
+    within = np.arange(len(of)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    rows = np.repeat(found.get_column("_first").to_numpy().astype(np.int64), sizes) + within
+    same = items.get_column("item_no").gather(rows) == reasons.get_column("item_no").gather(of)
+    keep = same.fill_null(False).to_numpy()
+    at, of = rows[keep], of[keep]
+    order = np.argsort(at, kind="stable")
+    return _placed(reasons, at[order], of[order], items.height, KEYS)
 
 
 def _spread(lists: pl.Series, at: np.ndarray, height: int) -> pl.Series:
@@ -416,6 +445,12 @@ def assemble(
     item_reasons, declaration_reasons, truck_reasons = reasons
     lanes = trucks.select(pl.col("risk").alias("truck_risk"), *_LANE_OF_TRUCK)
     of_truck = truck_rows(scored.items, trucks)
+    per_declaration = _declarations_by_runs(scored.items)
+    if per_declaration is None:
+        per_declaration = _declarations_by_group_by(scored.items)
+        placed_reasons = _reasons_of(scored.items, item_reasons, KEYS)
+    else:
+        placed_reasons = _item_reasons_by_runs(scored.items, item_reasons, per_declaration)
     items = (
         scored.items.select(
             *KEYS,
@@ -434,12 +469,9 @@ def assemble(
                 _rule_reason_in(scored, 1, "rule_reason_en"),
             )
         )
-        .hstack(_reasons_of(scored.items, item_reasons, KEYS))
+        .hstack(placed_reasons)
         .pipe(_with_model, scored)
     )
-    per_declaration = _declarations_by_runs(scored.items)
-    if per_declaration is None:
-        per_declaration = _declarations_by_group_by(scored.items)
     first = per_declaration.get_column("_first")
     declarations = (
         per_declaration.select("declaration_id")

@@ -97,6 +97,19 @@ def test_outputs_are_all_or_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked"]
 
 
+@pytest.mark.parametrize("failing", ["items", "trucks"])
+def test_a_writer_that_fails_leaves_no_output(tmp_path: Path, failing: str) -> None:
+    frame = pl.DataFrame({"a": [1, 2]})
+    unwritable = pl.DataFrame({"a": pl.Series([object(), object()], dtype=pl.Object)})
+    paths = output_paths(tmp_path / "s.parquet", "parquet")
+    frames = {k: unwritable if k == failing else frame for k in paths}
+    with pytest.raises(pl.exceptions.ComputeError):  # an Object column cannot be written
+        write_outputs(frames, paths, "parquet")
+    assert list(tmp_path.iterdir()) == []
+    write_outputs({k: frame for k in paths}, paths, "parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
+
+
 def test_a_failed_run_leaves_earlier_outputs_untouched(tmp_path: Path) -> None:
     queue, arrivals = _queue_files(tmp_path)
     out = tmp_path / "scores.parquet"
