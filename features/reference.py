@@ -20,7 +20,7 @@ values themselves) give identical numbers.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import numpy as np
 import polars as pl
@@ -100,6 +100,11 @@ class UnitValueReference:
     def __init__(self, *, period: str = "1mo", min_rows: int = 10) -> None:
         self.period = period
         self.min_rows = min_rows
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The look-up arrays are derived from the snapshot, rebuilt where they are used: a
+        # reference sent to a Dask worker does not carry them.
+        return {name: value for name, value in self.__dict__.items() if name != "_lookup_memo"}
 
     def periods(self, declared_at: pl.Expr) -> pl.Expr:
         """The period a timestamp belongs to (its start)."""
@@ -266,10 +271,11 @@ class UnitValueReference:
         the count and median of every key and the running count of every past value are
         prepared once (``_snapshot``, sorted by key, kept as arrays by ``_lookup``). The level
         is chosen once per distinct (HS code, origin) of the batch (``_choose``), and a row's
-        quantile position is a binary search among its key's past values, in one native pass
-        (``features.reference_kernel``). The numbers are those of the general path: the same
-        counts, the same two middle values, the same division. The result keeps the rows'
-        order, one row per row, nulls where a metric has no reference."""
+        quantile position is a search among the few past values of its key in its value's
+        bucket, in native passes (``features.reference_kernel``). The numbers are those of the
+        general path: the same counts, the same two middle values, the same division. The
+        result keeps the rows' order, one row per row, nulls where a metric has no
+        reference."""
         lookup = self._lookup()
         frame = rows.collect(engine=ENGINE)
         coded = pair_codes(frame.get_column("hs_code"), frame.get_column("origin_country"))

@@ -5,6 +5,7 @@ piece, pair codes and bucketed searches against plain Python."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from datetime import datetime
 
@@ -94,6 +95,16 @@ def test_kernel_equals_the_general_path(
         batch.select(*KEYS, *reference.log_metrics()).rename({"unit_value_kg": "v"}), on=KEYS
     ).filter(pl.col("v").is_in(past.select(reference.log_metrics()[0]).to_series().implode()))
     assert ties.get_column("unit_value_kg_position").drop_nulls().len() > 10
+
+
+def test_a_pickled_reference_leaves_its_look_up_arrays_behind(make_traffic: MakeTraffic) -> None:
+    past, batch = _edited_batch(make_traffic(200, seed=4, days=59), 4)
+    compacted = UnitValueReference().fit(past).compact(PERIOD)
+    before = compacted.transform(batch.lazy()).collect()
+    assert compacted._lookup_memo is not None
+    copy = pickle.loads(pickle.dumps(compacted))
+    assert getattr(copy, "_lookup_memo", None) is None
+    assert_frame_equal(copy.transform(batch.lazy()).collect(), before)
 
 
 def test_strings_a_view_cannot_hold_take_the_join(
