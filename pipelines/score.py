@@ -347,7 +347,10 @@ def _placed(
     if len(at) > 1 and not np.all(np.diff(at) > 0):
         raise ValueError(f"reasons name a row twice (keys {on})")
     picked = reasons.select(REASON_COLUMNS)[pl.Series(of, dtype=pl.get_index_type())]
-    return pl.DataFrame([_spread(picked.get_column(name), at, height) for name in REASON_COLUMNS])
+    offsets: dict[bytes, pa.Array] = {}  # the columns' lists are mostly equally long
+    return pl.DataFrame(
+        [_spread(picked.get_column(name), at, height, offsets) for name in REASON_COLUMNS]
+    )
 
 
 def _item_reasons_by_runs(
@@ -372,17 +375,28 @@ def _item_reasons_by_runs(
     return _placed(reasons, at[order], of[order], items.height, KEYS)
 
 
-def _spread(lists: pl.Series, at: np.ndarray, height: int) -> pl.Series:
+def _spread(
+    lists: pl.Series, at: np.ndarray, height: int, offsets: dict[bytes, pa.Array] | None = None
+) -> pl.Series:
     """A list column of ``height`` rows: ``lists`` at the (ascending) rows ``at``, empty
-    lists elsewhere (a null list becomes empty too), built from Arrow offsets."""
-    lengths = np.zeros(height, dtype=np.int64)
-    lengths[at] = lists.list.len().fill_null(0).to_numpy()
-    offsets = np.zeros(height + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    lists elsewhere (a null list becomes empty too), built from Arrow offsets.
+
+    The offsets are a step function (they grow only after the few rows ``at``): each step
+    is repeated over its rows, in one pass. ``offsets`` shares them between columns whose
+    lists have the same lengths.
+    """
+    lengths = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
+    key = lengths.tobytes() + np.asarray(at, dtype=np.int64).tobytes()
+    shared = offsets if offsets is not None else {}
+    if key not in shared:
+        steps = np.concatenate([[0], np.cumsum(lengths)])
+        repeats = np.diff(np.concatenate([[0], np.asarray(at, dtype=np.int64) + 1, [height + 1]]))
+        ends = np.repeat(steps, repeats)
+        shared[key] = pa.Array.from_buffers(pa.int64(), height + 1, [None, pa.py_buffer(ends)])
     values = lists.fill_null(_NO_REASONS).to_arrow()
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    array = pa.LargeListArray.from_arrays(pa.array(offsets), values.flatten())
+    array = pa.LargeListArray.from_arrays(shared[key], values.flatten())
     return pl.Series(lists.name, array, dtype=lists.dtype)
 
 
