@@ -308,7 +308,7 @@ class UnitValueReference:
         keys, ranks = self._snapshot()
         memo = getattr(self, "_lookup_memo", None)
         if memo is None or memo[0] is not self._snapshot_memo:
-            keys, ranks = keys.rechunk(), ranks.rechunk()
+            keys, ranks = keys.rechunk(), ranks.rechunk()  # no copy when in one piece
             ranked = ranks.get_column(KEY).to_numpy()
             value = np.ascontiguousarray(ranks.get_column("value").to_numpy())
             start = np.flatnonzero(np.diff(ranked, prepend=ranked[:1] - 1))
@@ -372,8 +372,12 @@ class UnitValueReference:
 
     def use_snapshot(self, keys: pl.DataFrame, ranks: pl.DataFrame) -> None:
         """Adopt look-up tables that ``snapshot`` gave for this very reference (a saved
-        profile's), instead of preparing them again."""
-        self._snapshot_memo = (keys, ranks)
+        profile's), instead of preparing them again, and prepare the arrays scoring reads
+        them through (``_lookup``) now, with the profile: about 0.06 s and 18 MB for 2.2
+        million past values, paid at load rather than by the first batch."""
+        # In one piece: the arrays are views of it (a saved table is read in many chunks).
+        self._snapshot_memo = (keys.rechunk(), ranks.rechunk())
+        self._lookup()
 
     def _snapshot(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """For a compacted reference (memoised: a profile serves many batches), both sorted by
