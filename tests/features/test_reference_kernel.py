@@ -194,3 +194,12 @@ def test_bucketed_search_counts_past_values_strictly_below() -> None:
         strictly = counts[key][distinct[key] < query[row]].sum()
         assert position[row] == strictly / rows_per_key[key]
         assert (level[row], n[row], ratio[row]) == (0, rows_per_key[key], query[row])
+
+
+def test_an_empty_batch_gives_the_empty_result(
+    make_traffic: MakeTraffic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    past, batch = _edited_batch(make_traffic(100, seed=6, days=59), 6)
+    general, kernel = _both_paths(past, batch.clear(), 10, monkeypatch)
+    assert kernel.height == 0
+    assert kernel.schema == general.schema == reference.result_schema()
