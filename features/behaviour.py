@@ -232,12 +232,14 @@ def _truck_at_crossing() -> pl.Expr:
 class RowTotals:
     """``row_totals``: ``columns`` (``trip_id`` and the totals of ``declaration_and_trip_totals``
     but ``trip_gross_kg``), the trips behind them and each trip's gross mass (for
-    ``weighbridge_gaps``), and the codes of the crossings (for ``route.route_columns``)."""
+    ``weighbridge_gaps``), and the codes of the crossings and of the HS chapters (for
+    ``features.route.route_columns``)."""
 
     columns: pl.DataFrame
     trips: row_kernels.Trips
     trip_gross: np.ndarray
     crossing: row_kernels.Codes
+    chapter: row_kernels.Codes
 
     def trip_gross_kg(self) -> pl.Series:
         """``trip_gross_kg`` of every row."""
@@ -317,12 +319,13 @@ def row_totals(items: pl.DataFrame, declaration: str = "declaration_id") -> RowT
         if "hs_chapter" in items.columns
         else items.get_column("hs_code").str.slice(0, 2)
     )
+    chapters = row_kernels.dense_codes([chapter])
     totals = row_kernels.trip_totals(
         trips,
         codes,
         declarations,
         row_kernels.dense_codes([items.get_column("importer_id")]),
-        row_kernels.dense_codes([chapter]),
+        chapters,
         items.get_column("customs_value_usd"),
         items.get_column("gross_mass_kg"),
     )
@@ -342,6 +345,7 @@ def row_totals(items: pl.DataFrame, declaration: str = "declaration_id") -> RowT
         trips,
         totals.trip_gross,
         crossing,
+        chapters,
     )
 
 
@@ -352,9 +356,10 @@ _DAY_TEXTS = 100_000
 def _trip_texts(items: pl.DataFrame, trips: row_kernels.Trips) -> pl.Series:
     """``trip_id`` of every row: written for each trip's first row (the date once per day)
     and repeated over the trip's rows."""
-    first = items.select("truck_id", "declaration_id", "crossing", "declared_at")[
-        pl.Series(trips.firsts)
-    ]
+    parts = ["truck_id", "crossing", "declared_at"]
+    if items.get_column("truck_id").null_count():
+        parts.append("declaration_id")
+    first = items.select(parts)[pl.Series(trips.firsts)]
     truck = first.get_column("truck_id")
     if truck.null_count():
         truck = first.select(

@@ -221,7 +221,13 @@ def _item_signals(
         items, totals, config.value_thresholds_usd, config.just_under_margin
     )
     signals = pl.concat(
-        [items, totals.columns, route.route_columns(items, totals.crossing), gap.to_frame(), local],
+        [
+            items,
+            totals.columns,
+            route.route_columns(items, totals.crossing, totals.chapter),
+            gap.to_frame(),
+            local,
+        ],
         how="horizontal",
     )
     return (

@@ -6,7 +6,6 @@ Country and route *risk* learned from outcomes lives in the entity history (enti
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from features import row_kernels
@@ -76,26 +75,22 @@ def route_signals() -> list[pl.Expr]:
     ]
 
 
-def route_columns(items: pl.DataFrame, crossing: row_kernels.Codes | None = None) -> pl.DataFrame:
+def route_columns(
+    items: pl.DataFrame,
+    crossing: row_kernels.Codes | None = None,
+    chapter: row_kernels.Codes | None = None,
+) -> pl.DataFrame:
     """``route_signals`` over a materialised batch: the three country columns numbered
     together once (``features.row_kernels.dense_codes``), every flag and code looked up from
     their few distinct values. Same columns, types and nulls as the expressions.
-    ``crossing``: the crossings' codes when already at hand."""
+    ``crossing``, ``chapter``: the codes of the crossings and of the HS chapters (the first
+    two characters of ``hs_code``) when already at hand."""
     columns = [items.get_column(c) for c in ("origin_country", "dispatch_country")]
     columns.append(items.get_column("destination_country"))
     countries = row_kernels.dense_codes(columns)
-    values = countries.values
-    origin, dispatch, destination = (pl.Series(codes) for codes in countries.codes)
-    two_letter = values.to_frame("v").select(country_code("v")).to_series()
-    missing = values.is_null().to_numpy()
-    o, d = countries.codes[0], countries.codes[1]
-    o_missing, d_missing = missing[o], missing[d]
-    differs = d != o
-
-    def flag(values_: pl.Series) -> np.ndarray:
-        return values_.fill_null(False).to_numpy()
-
-    cn, kz, eaeu = flag(values == "CN"), flag(values == "KZ"), flag(values.is_in(EAEU))
+    origin, dispatch, destination = countries.codes
+    two_letter = countries.values.to_frame("v").select(country_code("v")).to_series()
+    differs, cn_kz, from_eaeu = row_kernels.route_flags(origin, dispatch, countries.values, EAEU)
     procedure = items.get_column("procedure")
     if procedure.dtype == pl.Enum(PROCEDURES):
         procedure_codes = procedure.to_physical().cast(pl.Int32).alias("procedure_code")
@@ -103,26 +98,20 @@ def route_columns(items: pl.DataFrame, crossing: row_kernels.Codes | None = None
         procedure_codes = items.select(procedure_code().alias("procedure_code")).to_series()
     crossing = crossing or row_kernels.dense_codes([items.get_column("crossing")])
     crossing_hash = crossing.values.to_frame("v").select(hash_code_expr("v")).to_series()
-    chapter = (
-        items.get_column("hs_chapter")
-        if "hs_chapter" in items.columns
-        else items.get_column("hs_code").str.slice(0, 2)
-    )
+    if chapter is None:
+        chapter = row_kernels.dense_codes([items.get_column("hs_code").str.slice(0, 2)])
+    chapter_number = chapter.values.cast(pl.Int32, strict=False)
     return pl.DataFrame(
         [
-            row_kernels.with_nulls(
-                (differs & ~d_missing).astype(np.int8), d_missing | ~o_missing
-            ).alias("origin_differs_from_dispatch"),
-            pl.Series("cn_origin_kz_dispatch", (cn[o] & kz[d]).astype(np.int8)),
+            differs.alias("origin_differs_from_dispatch"),
+            cn_kz.alias("cn_origin_kz_dispatch"),
             *items.select(procedure_is("transit"), procedure_is("eaeu_internal")).get_columns(),
-            pl.Series(
-                "dispatch_from_eaeu_member", (eaeu[d] & ~o_missing & differs).astype(np.int8)
-            ),
-            two_letter.gather(origin).alias("origin_country_code"),
-            two_letter.gather(dispatch).alias("dispatch_country_code"),
-            two_letter.gather(destination).alias("destination_country_code"),
+            from_eaeu.alias("dispatch_from_eaeu_member"),
+            row_kernels.lookup(origin, two_letter).alias("origin_country_code"),
+            row_kernels.lookup(dispatch, two_letter).alias("dispatch_country_code"),
+            row_kernels.lookup(destination, two_letter).alias("destination_country_code"),
             procedure_codes,
-            chapter.cast(pl.Int32, strict=False).alias("hs_chapter_code"),
-            crossing_hash.gather(pl.Series(crossing.codes[0])).alias("crossing_code"),
+            row_kernels.lookup(chapter.codes[0], chapter_number).alias("hs_chapter_code"),
+            row_kernels.lookup(crossing.codes[0], crossing_hash).alias("crossing_code"),
         ]
     )

@@ -25,9 +25,11 @@ time order per key, the later one on a tie, and gives the gap of the trip's gros
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +37,8 @@ import polars as pl
 import pyarrow as pa
 from llvmlite import ir
 
-from risk.native import F64, I8, I32, I64, Kernel, compile_kernels, pointer
+from risk import native
+from risk.native import F64, I8, I32, I64, Kernel, compile_built, pointer
 
 U64P = I64.as_pointer()
 I32P = I32.as_pointer()
@@ -47,7 +50,7 @@ _MIX = 0x9E3779B97F4A7C15 - (1 << 64)
 _MIX2 = 0xC2B2AE3D27D4EB4F - (1 << 64)
 FULL = -1  # a kernel's answer when its table is too small: the caller doubles it
 LONG = -2  # ``row_short_codes``' answer when a string does not fit in its view
-MAX_THRESHOLDS = 8  # value thresholds ``row_local_signals`` compares with (unrolled)
+MAX_THRESHOLDS = 4  # value thresholds ``row_local_signals`` compares with (unrolled)
 
 _LOCK = threading.Lock()
 _KERNELS: dict[str, Callable[..., Any]] = {}
@@ -696,32 +699,77 @@ def _row_signals_kernel() -> Kernel:
     return k
 
 
+def _lookup_kernel() -> Kernel:
+    """``row_lookup(n, codes, table, table_valid, out, out_valid)``: each row's entry of a
+    table indexed by its code (an int32 value and whether it is there)."""
+    k = Kernel("row_lookup", [I64, I32P, I32P, I8P, I32P, I8P])
+    n, codes, table, table_valid, out, out_valid = k.args
+    with k.loop(k.const(0), n) as i:
+        code = k.b.sext(k.load(codes, i), I64)
+        k.store(k.load(table, code), out, i)
+        k.store(k.load(table_valid, code), out_valid, i)
+    return k
+
+
+def _route_flags_kernel() -> Kernel:
+    """``row_route_flags``: see ``route_flags``, whose arguments it takes in order."""
+    args = [I64, I32P, I32P, I8P, I8P, I8P, I8P, I8P, I8P, I8P, I8P]
+    k = Kernel("row_route_flags", args)
+    n, origin, dispatch, missing, cn, kz, eaeu, differs, differs_valid, cn_kz, from_eaeu = k.args
+    b = k.b
+    no = ir.Constant(I8, 0)
+    with k.loop(k.const(0), n) as i:
+        o = b.sext(k.load(origin, i), I64)
+        d = b.sext(k.load(dispatch, i), I64)
+        o_there = b.icmp_signed("==", k.load(missing, o), no)
+        d_there = b.icmp_signed("==", k.load(missing, d), no)
+        other = b.icmp_signed("!=", o, d)
+        # dispatch present and != origin; null when only the origin is missing.
+        k.store(b.zext(b.and_(d_there, other), I8), differs, i)
+        k.store(b.zext(b.or_(b.not_(d_there), o_there), I8), differs_valid, i)
+        both = b.and_(
+            b.icmp_signed("!=", k.load(cn, o), no), b.icmp_signed("!=", k.load(kz, d), no)
+        )
+        k.store(b.zext(both, I8), cn_kz, i)
+        member = b.icmp_signed("!=", k.load(eaeu, d), no)
+        k.store(b.zext(b.and_(member, b.and_(o_there, other)), I8), from_eaeu, i)
+    return k
+
+
+# Each kernel's name, builder, ctypes argument types and return type.
+_SIGNATURES: list[tuple[str, Callable[[], Kernel], list[Any], Any]] = [
+    ("row_dense_codes", _dense_codes_kernel, [L, P, P, L, P, P, P, L, P, P], L),
+    ("row_trip_codes", _trip_codes_kernel, [L, P, P, P, P, P, P, L, P, P, P, L, P, P], L),
+    ("row_trip_totals", _trip_totals_kernel, [L, P, L, P, L, P, L, P, L, *[P] * 25], None),
+    (
+        "row_nearest_readings",
+        _nearest_readings_kernel,
+        [L, P, P, P, L, *[P] * 5, L, P, P, P, L, *[P] * 4, L, P, P],
+        L,
+    ),
+    ("row_short_codes", _short_codes_kernel, [L, P, P, L, L, P, P, P, P, L, P, P], L),
+    ("row_lookup", _lookup_kernel, [L, P, P, P, P, P], None),
+    ("row_route_flags", _route_flags_kernel, [L, *[P] * 10], None),
+    ("row_local_signals", _row_signals_kernel, [L, P, P, L, ctypes.c_double, *[P] * 29], None),
+]
+
+
 def _kernels() -> dict[str, Callable[..., Any]]:
-    """The four kernels, compiled together on first use (once per process)."""
+    """The kernels, compiled together on first use (once per process). Their IR is a
+    function of this module's and ``risk.native``'s source, which key its cache on disk."""
     with _LOCK:
         if not _KERNELS:
-            built = [
-                (_dense_codes_kernel(), [L, P, P, L, P, P, P, L, P, P], L),
-                (_trip_codes_kernel(), [L, P, P, P, P, P, P, L, P, P, P, L, P, P], L),
-                (_trip_totals_kernel(), [L, P, L, P, L, P, L, P, L, *[P] * 25], None),
-                (
-                    _nearest_readings_kernel(),
-                    [L, P, P, P, L, P, P, P, P, P, L, P, P, P, L, P, P, P, P, L, P, P],
-                    L,
-                ),
-                (_short_codes_kernel(), [L, P, P, L, L, P, P, P, P, L, P, P], L),
-                (
-                    _row_signals_kernel(),
-                    [L, P, P, L, ctypes.c_double, *[P] * 29],
-                    None,
-                ),
-            ]
-            functions = compile_kernels(built)
+            source = hashlib.sha256()
+            for module in (__file__, native.__file__):
+                source.update(Path(module).read_bytes())
+            signatures = [(name, argtypes, restype) for name, _, argtypes, restype in _SIGNATURES]
+            functions = compile_built(
+                f"features.row_kernels {source.hexdigest()}",
+                signatures,
+                lambda: [builder() for _, builder, _, _ in _SIGNATURES],
+            )
             _KERNELS.update(
-                {
-                    kernel.name: function
-                    for (kernel, _, _), function in zip(built, functions, strict=True)
-                }
+                {name: f for (name, _, _), f in zip(signatures, functions, strict=True)}
             )
         return _KERNELS
 
@@ -917,11 +965,14 @@ def trip_codes(
     n = declared_at.len()
     at = microseconds(declared_at)
     crossing_codes = crossing.codes[0]
-    valid = (
-        ~crossing.values.is_null().to_numpy()[crossing_codes]
-        & present(declared_at).view(np.bool_)
-        & (has_truck | has_declaration).view(np.bool_)
-    ).view(np.int8)
+    if not (crossing.values.null_count() or declared_at.null_count()) and has_declaration.all():
+        valid = has_declaration  # every row has a trip text
+    else:
+        valid = (
+            ~crossing.values.is_null().to_numpy()[crossing_codes]
+            & present(declared_at).view(np.bool_)
+            & (has_truck | has_declaration).view(np.bool_)
+        ).view(np.int8)
     declaration = np.ascontiguousarray(declaration, dtype=np.int32)
     function = _kernels()["row_trip_codes"]
     capacity = max(1024, n // 4)
@@ -1116,3 +1167,39 @@ def local_signals(
         "importer_age_days": with_nulls(age, age_v),
         "importer_burst_ratio": with_nulls(burst, burst_v),
     }
+
+
+def lookup(codes: np.ndarray, table: pl.Series) -> pl.Series:
+    """``table`` (Int32, nulls kept) at each code: ``table.gather(codes)`` in one pass."""
+    n = codes.size
+    values = np.ascontiguousarray(table.fill_null(0).to_numpy(), dtype=np.int32)
+    there = present(table)
+    out, out_valid = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int8)
+    codes = np.ascontiguousarray(codes, dtype=np.int32)
+    _kernels()["row_lookup"](
+        n, pointer(codes), pointer(values), pointer(there), pointer(out), pointer(out_valid)
+    )
+    return with_nulls(out, out_valid).alias(table.name)
+
+
+def route_flags(
+    origin: np.ndarray, dispatch: np.ndarray, countries: pl.Series, eaeu: Sequence[str]
+) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """``features.route``'s three country flags from the codes of origin and dispatch
+    (``countries``: the value of each code): dispatch differs from origin (null where only the
+    origin is missing), CN origin dispatched from KZ, dispatched from another ``eaeu``
+    member."""
+    n = origin.size
+
+    def flag(values: pl.Series) -> np.ndarray:
+        return np.ascontiguousarray(values.fill_null(False).to_numpy(), dtype=np.int8)
+
+    missing = flag(countries.is_null())
+    cn, kz, member = flag(countries == "CN"), flag(countries == "KZ"), flag(countries.is_in(eaeu))
+    differs, differs_valid, cn_kz, from_eaeu = (np.empty(n, dtype=np.int8) for _ in range(4))
+    _kernels()["row_route_flags"](
+        n, pointer(origin), pointer(dispatch), pointer(missing), pointer(cn), pointer(kz),
+        pointer(member), pointer(differs), pointer(differs_valid), pointer(cn_kz),
+        pointer(from_eaeu),
+    )  # fmt: skip
+    return with_nulls(differs, differs_valid), pl.Series(cn_kz), pl.Series(from_eaeu)

@@ -161,6 +161,45 @@ def compile_kernels(
     ]
 
 
+def compile_built(
+    key: str,
+    signatures: Sequence[tuple[str, Sequence[Any], Any]],
+    build: Callable[[], Sequence[Kernel]],
+    *,
+    opt: int = 3,
+) -> list[Callable[..., Any]]:
+    """``compile_kernels`` for kernels whose IR depends on ``key`` alone (say, the source of
+    the code that builds them): their linked IR is cached on disk under ``key``, so a process
+    that finds it neither builds the kernels nor prints their IR (tens of milliseconds of
+    Python). ``signatures``: each function's name, ctypes ``argtypes`` and ``restype``;
+    ``build``: the kernels, in the same order."""
+    import llvmlite.binding as llvm
+
+    digest = hashlib.sha256(f"{key}\n{_host()}".encode()).hexdigest()
+    target = _kernel_folder() / f"{digest}.ll"
+    cached = read_checked(target)
+    if cached is not None:
+        text = cached.decode()
+    else:
+        kernels = build()
+        if [kernel.name for kernel in kernels] != [name for name, _, _ in signatures]:
+            raise ValueError("build() gave other kernels than signatures names")
+        with _LOCK:
+            modules = [llvm.parse_assembly(kernel.ir()) for kernel in kernels]
+            for other in modules[1:]:
+                modules[0].link_in(other)
+            text = str(modules[0])
+        try:
+            write_checked(target, text.encode())
+        except OSError as error:  # a read-only home: built again next time
+            log.info("native kernels' IR not cached (%s)", error)
+    addresses = _compile_addresses(text, [name for name, _, _ in signatures], opt)
+    return [
+        ctypes.CFUNCTYPE(restype, *argtypes)(address)
+        for (_, argtypes, restype), address in zip(signatures, addresses, strict=True)
+    ]
+
+
 def _compile_addresses(text: str, names: Sequence[str], opt: int) -> list[int]:
     """The addresses of functions ``names`` of IR ``text`` compiled (or loaded from the
     cache); the code stays alive with the process."""

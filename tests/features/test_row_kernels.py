@@ -272,3 +272,23 @@ def test_local_signals_equal_the_expressions(thresholds: tuple[float, ...]) -> N
         .collect()
     )
     assert got.equals(expected)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2])
+def test_tiny_batches_give_what_the_expressions_give(rows: int) -> None:
+    frame = _batch(7, n=60).head(rows)
+    _assert_totals(
+        behaviour.row_totals(frame, "declaration_id"), _expected_totals(frame, "declaration_id")
+    )
+    assert route.route_columns(frame).equals(frame.select(route.route_signals()))
+    arrivals = _arrivals(_batch(7, n=60), 7)
+    totals = behaviour.row_totals(frame, history.DECLARATION)
+    tolerance = timedelta(hours=48)
+    expected = (
+        frame.with_columns(totals.trip_gross_kg())
+        .lazy()
+        .pipe(behaviour.weighbridge_gap(arrivals.lazy(), tolerance))
+        .collect()
+        .get_column("trip_weighbridge_gap_ratio")
+    )
+    assert behaviour.weighbridge_gaps(frame, totals, arrivals.lazy(), tolerance).equals(expected)

@@ -145,3 +145,30 @@ def test_kernels_compiled_together_each_give_their_own_answer() -> None:
     sums(values.size, pointer(values), pointer(out))
     np.testing.assert_allclose(out, np.cumsum(values))
     assert doubled(values.size, pointer(values)) == pytest.approx(2 * values.sum())
+
+
+def test_kernels_built_under_a_key_are_built_once_then_read_from_the_cache(
+    cache_dir: Path,
+) -> None:
+    built: list[str] = []
+
+    def build() -> list[Kernel]:
+        built.append("built")
+        k = Kernel("keyed_doubler", [I64, I64.as_pointer()])
+        n, out = k.args
+        with k.loop(k.const(0), n) as i:
+            k.store(k.b.mul(i, k.const(2)), out, i)
+        return [k]
+
+    signatures = [("keyed_doubler", [ctypes.c_int64, ctypes.c_void_p], None)]
+    for _ in range(2):
+        (function,) = native.compile_built("doubler v1", signatures, build)
+        out = np.zeros(4, dtype=np.int64)
+        function(4, pointer(out))
+        assert out.tolist() == [0, 2, 4, 6]
+    assert built == ["built"]  # the second time, the IR came from the cache
+    assert len(list(cache_dir.glob("*.ll"))) == 1
+    native.compile_built("doubler v2", signatures, build)  # another key: built again
+    assert built == ["built", "built"]
+    with pytest.raises(ValueError, match="other kernels"):
+        native.compile_built("doubler v3", [("another", [], None)], build)
