@@ -28,6 +28,7 @@ atomic writes) is ``score_files`` in ``pipelines.score_job``.
 from __future__ import annotations
 
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -234,18 +235,23 @@ def _trucks_by_runs(items: pl.DataFrame, ruled: bool) -> pl.DataFrame | None:
     """
     if not items.height:
         return None
-    starts = run_starts(items, TRUCK)
-    parts = None if starts is None else run_starts(items, [*TRUCK, "declaration_id"])
+    keys = items.select(*TRUCK, "declaration_id").rechunk()  # its texts read by every pass
+    # The declarations' runs on a second thread (the kernels and sorts release the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        found_parts = pool.submit(run_starts, keys, [*TRUCK, "declaration_id"])
+        starts = run_starts(keys, TRUCK)
+        log_terms = items.select(_log_none_wrong()).to_series()
+        parts = found_parts.result()
     if starts is None or parts is None:
         return None
     totals = run_totals(
         starts,
         risk=items.get_column("risk"),
-        log_terms=items.select(_log_none_wrong()).to_series(),
+        log_terms=log_terms,
         duty=items.get_column("duty_at_risk_usd"),
         when=items.get_column("declared_at"),
         parts=parts[:-1],
-        texts=items.get_column("declaration_id"),
+        texts=keys.get_column("declaration_id"),
     )
     if totals is None or totals.n_parts is None or totals.least_part_row is None:
         return None
@@ -458,8 +464,11 @@ def assemble(
     """
     item_reasons, declaration_reasons, truck_reasons = reasons
     lanes = trucks.select(pl.col("risk").alias("truck_risk"), *_LANE_OF_TRUCK)
-    of_truck = truck_rows(scored.items, trucks)
-    per_declaration = _declarations_by_runs(scored.items)
+    # The trucks' rows on a second thread while the declarations' runs are totalled.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        found_trucks = pool.submit(truck_rows, scored.items, trucks)
+        per_declaration = _declarations_by_runs(scored.items)
+        of_truck = found_trucks.result()
     if per_declaration is None:
         per_declaration = _declarations_by_group_by(scored.items)
         placed_reasons = _reasons_of(scored.items, item_reasons, KEYS)
