@@ -28,6 +28,9 @@ from risk.native import F64, I1, I8, I32, I64, Kernel, pointer
 
 # A view of at most this many bytes holds its string inline (Arrow's string_view layout).
 INLINE = 12
+# Buckets per distinct past value of a key: a row's value is searched for among about a
+# quarter of a value on average, most often none or one (the table, int32, is 16 bytes a value).
+BUCKETS = 4
 _VOID = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -205,52 +208,58 @@ def _bucket(k: Kernel, value: Any, low: Any, scale: Any, buckets: Any) -> Any:
 
 @cache
 def _table_kernel() -> Callable[..., None]:
-    """``tables(keys, starts, sizes, values, lows, scales, table_at, table)``: see
+    """``tables(keys, starts, sizes, buckets, values, lows, scales, table_at, table)``: see
     ``bucket_tables``."""
     p64, pf = I64.as_pointer(), F64.as_pointer()
-    k = Kernel("reference_tables", [I64, p64, p64, pf, pf, pf, p64, p64])
-    keys, starts, sizes, values, lows, scales, table_at, table = k.args
+    k = Kernel("reference_tables", [I64, p64, p64, p64, pf, pf, pf, p64, I32.as_pointer()])
+    keys, starts, sizes, buckets, values, lows, scales, table_at, table = k.args
     b = k.b
     zero, one = k.const(0), k.const(1)
     with k.loop(zero, keys) as key:
-        start, size = k.load(starts, key), k.load(sizes, key)
+        start, size, many = k.load(starts, key), k.load(sizes, key), k.load(buckets, key)
         low, scale, at = k.load(lows, key), k.load(scales, key), k.load(table_at, key)
         end = b.add(start, size)
         filled = k.var(I64, 0)  # the buckets whose first value is known
         with k.loop(start, end) as index:
-            up_to = _bucket(k, k.load(values, index), low, scale, size)
+            up_to = _bucket(k, k.load(values, index), low, scale, many)
+            offset = b.trunc(b.sub(index, start), I32)
             with k.while_(lambda: b.icmp_signed("<=", filled.get(), up_to)):
-                k.store(index, table, b.add(at, filled.get()))
+                k.store(offset, table, b.add(at, filled.get()))
                 filled.set(b.add(filled.get(), one))
-        with k.while_(lambda: b.icmp_signed("<=", filled.get(), size)):
-            k.store(end, table, b.add(at, filled.get()))
+        with k.while_(lambda: b.icmp_signed("<=", filled.get(), many)):
+            k.store(b.trunc(size, I32), table, b.add(at, filled.get()))
             filled.set(b.add(filled.get(), one))
-    return k.compile([_I64] + [_VOID] * 7)
+    return k.compile([_I64] + [_VOID] * 8)
 
 
 def bucket_tables(
     values: np.ndarray, starts: np.ndarray, sizes: np.ndarray
 ) -> dict[str, np.ndarray]:
     """For each key's slice ``starts .. starts + sizes - 1`` of ``values`` (sorted within it,
-    distinct): ``sizes`` equal-width buckets from its lowest value ``low`` (``scale`` buckets
-    per unit), and in ``table`` from ``table_at``, the index of each bucket's first value, then
-    the slice's end. A value's bucket is monotone in the value (every operation computing it
+    distinct): ``buckets`` (``BUCKETS`` per value) equal-width buckets from its lowest value
+    ``low`` (``scale`` buckets per unit), and in ``table`` from ``table_at``, where each
+    bucket's first value is from the slice's start (int32), then the slice's size. A value's
+    bucket is monotone in the value (every operation computing it
     is): past values in earlier buckets than a row's value are below it, in later ones are
     not, so a row's value is searched for among its bucket's few values alone."""
     low = values[starts] if len(values) else np.zeros(0)
     high = values[starts + sizes - 1] if len(values) else np.zeros(0)
+    if len(sizes) and sizes.max() >= 2**31:
+        raise ValueError("a key of the price reference has 2^31 distinct past values or more")
+    buckets = sizes * BUCKETS
     with np.errstate(all="ignore"):
-        scale = sizes / (high - low)
+        scale = buckets / (high - low)
     scale[~np.isfinite(scale)] = 0.0  # one distinct value: everything in the first bucket
-    table_at = np.cumsum(sizes + 1) - (sizes + 1)
-    table = np.empty(int((sizes + 1).sum()), dtype=np.int64)
-    arrays = {"low": low, "scale": scale, "table_at": table_at}
+    table_at = np.cumsum(buckets + 1) - (buckets + 1)
+    table = np.empty(int((buckets + 1).sum()), dtype=np.int32)
+    arrays = {"low": low, "scale": scale, "table_at": table_at, "buckets": buckets}
     arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
     starts, sizes = np.ascontiguousarray(starts), np.ascontiguousarray(sizes)
     _table_kernel()(
         len(starts),
         pointer(starts),
         pointer(sizes),
+        pointer(arrays["buckets"]),
         pointer(values),
         pointer(arrays["low"]),
         pointer(arrays["scale"]),
@@ -283,7 +292,7 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
     p64, p32, pf, p8 = I64.as_pointer(), I32.as_pointer(), F64.as_pointer(), I8.as_pointer()
     k = Kernel(
         "reference_positions",
-        [I64, I64, p32, p64, pf, p64, p64, p64, p64, p32, p64, pf, p64, pf, pf, p64, p64, p64]
+        [I64, I64, p32, p64, pf, p64, p64, p64, p64, p32, p64, pf, p64, pf, pf, p64, p64, p32]
         + [pf, p64]
         + [p64] * 5,
     )
@@ -330,9 +339,10 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
                 spot = b.add(b.mul(place, width), metric)
                 value = k.load(grouped, spot)
                 slot = b.add(offset, _bucket(k, value, low, scale, size))
-                found = _search(
-                    k, past_values, k.load(table, slot), k.load(table, b.add(slot, one)), value
+                low_end, high_end = (
+                    b.add(start, b.sext(k.load(table, at), I64)) for at in (slot, b.add(slot, one))
                 )
+                found = _search(k, past_values, low_end, high_end, value)
                 some = b.icmp_signed(">", found, start)
                 previous = k.load(past_below, b.select(some, b.sub(found, one), start))
                 k.store(b.select(some, previous, zero), under, spot)
@@ -396,11 +406,12 @@ def positions(
 ) -> list[tuple[pl.Series, pl.Series, pl.Series, pl.Series]]:
     """Per metric (``values``, one series per metric, rows coded by ``codes``), the rows'
     log ratio to the median, quantile position, level and number of past rows of the key
-    ``choice`` holds for their pair and metric (arrays indexed pair * metrics + metric:
-    ``level`` int32, -1 for none; ``rows`` int64; ``median`` float64; ``start`` and ``end``,
-    int64, the key's slice of ``past_values``). ``past_values`` are sorted within each key's
-    slice and ``past_below`` counts, at each, the key's past values at or below it: a row's
-    position is the count strictly below its value, over the key's rows. Null where the row's
+    ``choice`` holds for their pair and metric. ``choice``'s arrays are indexed pair * metrics
+    + metric: ``level`` (int32, -1 for none), ``rows`` and ``median`` of the key, ``start`` of
+    its slice of ``past_values`` (a key's distinct past values, sorted; ``past_below``: how
+    many of the key's past values are at or below each) and its ``bucket_tables`` (``low``,
+    ``scale``, ``buckets``, ``table_at``, in ``table``). A row's position is the count of its
+    key's past values strictly below its value, over the key's rows. Null where the row's
     value is null or its pair has no reference for the metric."""
     rows, metrics = len(codes), len(values)
     if not len(past_values):  # an empty slice's start is read, and ignored

@@ -179,7 +179,7 @@ def test_bucketed_search_counts_past_values_strictly_below() -> None:
         "start": starts,
         "low": tables["low"],
         "scale": tables["scale"],
-        "buckets": sizes,
+        "buckets": tables["buckets"],
         "table_at": tables["table_at"],
     }
     series = pl.Series(query, nan_to_null=True)
