@@ -177,40 +177,29 @@ def _dense_codes_kernel() -> Kernel:
 
 def _short_codes_kernel() -> Kernel:
     """``row_short_codes(n, views, validity, offset, shift, table_w0, table_w1, table_codes,
-    state, base, codes, firsts) -> 0, FULL or LONG``: ``row_dense_codes`` for an Arrow
-    string-view column whose strings all fit in their view (12 bytes or less), keyed exactly
-    by the view's two words (length and bytes, the bytes past the length masked off); LONG
-    when a longer string turns up. ``validity``: the Arrow validity bitmap, or 0 for none
-    (``offset``: the array's offset, in views and bits)."""
+    state, base, codes, firsts, masks) -> 0, FULL or LONG``: ``row_dense_codes`` for an
+    Arrow string-view column whose strings all fit in their view (12 bytes or less), keyed
+    exactly by the view's two words (length and bytes, the bytes past the length masked off
+    with ``masks``: ``VIEW_MASKS``); LONG when a longer string turns up. ``validity``: the
+    Arrow validity bitmap, or 0 for none (``offset``: the array's offset, in views and
+    bits)."""
     k = Kernel(
         "row_short_codes",
-        [I64, U64P, I8P, I64, I64, U64P, U64P, I32P, U64P, I64, I32P, U64P],
+        [I64, U64P, I8P, I64, I64, U64P, U64P, I32P, U64P, I64, I32P, U64P, U64P],
         I64,
     )
-    (
-        n,
-        views,
-        validity,
-        offset,
-        shift,
-        table_w0,
-        table_w1,
-        table_codes,
-        state,
-        base,
-        codes,
-        firsts,
-    ) = k.args
+    n, views, validity, offset, shift, table_w0, table_w1, table_codes = k.args[:8]
+    state, base, codes, firsts, masks = k.args[8:]
     b = k.b
     zero, one = k.const(0), k.const(1)
     mask = b.sub(b.shl(one, b.sub(k.const(64), shift)), one)
     following = k.var(I64, k.load(state, zero))
     null_code = k.var(I64, k.load(state, one))
     limit = k.load(state, k.const(2))
-    last0, last1 = k.var(I64, zero), k.var(I64, zero)
+    # No view has this first word (its length would be 2^32 - 1): the first row is new.
+    last0, last1 = k.var(I64, k.const(0xFFFFFFFF)), k.var(I64, zero)
     last_code = k.var(I32, ir.Constant(I32, -1))
     full = k.var(I1, _false(k))
-    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), zero)
 
     def take_code(row: Any) -> Any:
         new = following.get()
@@ -221,78 +210,84 @@ def _short_codes_kernel() -> Kernel:
         following.set(b.add(new, one))
         return b.trunc(new, I32)
 
-    def low_bytes(word: Any, count: Any) -> Any:
-        """``word`` with only its ``count`` (0..8, clamped) lowest bytes kept."""
-        count = b.select(b.icmp_signed(">", count, k.const(8)), k.const(8), count)
-        count = b.select(b.icmp_signed("<", count, zero), zero, count)
-        bits = b.shl(count, k.const(3))
-        kept = b.select(
-            b.icmp_signed(">=", bits, k.const(64)),
-            k.const(-1),
-            b.sub(b.shl(one, bits), one),
+    def value_code(i: Any, at: Any) -> Any:
+        """The code of row ``i`` (view ``at``), a value."""
+        word0 = k.load(views, b.shl(at, one))
+        word1 = k.load(views, b.add(b.shl(at, one), one))
+        length = b.and_(word0, k.const(0xFFFFFFFF))
+        with b.if_then(b.icmp_unsigned(">", length, k.const(12))):
+            b.ret(k.const(LONG))
+        # Bytes 0-3: the length; 4-7: the first four bytes; 8-15: the next eight.
+        w0 = b.and_(word0, k.load(masks, length))
+        w1 = b.and_(word1, k.load(masks, b.add(length, k.const(16))))
+        code = k.var(I32, last_code.get())
+        repeat = b.and_(
+            b.icmp_unsigned("==", w0, last0.get()), b.icmp_unsigned("==", w1, last1.get())
         )
-        return b.and_(word, kept)
+        with b.if_then(b.not_(repeat)):
+            mixed = b.xor(b.mul(w0, k.const(_MIX2)), w1)
+            start = b.lshr(b.mul(mixed, k.const(_MIX)), shift)
 
-    with k.loop(zero, n) as i:
-        at = b.add(i, offset)
-        present = k.var(I1, _true(k))
-        with b.if_then(has_validity):
-            byte = k.load(validity, b.lshr(at, k.const(3)))
-            bit = b.trunc(b.and_(at, k.const(7)), I8)
-            present.set(b.trunc(b.lshr(byte, bit), I1))
-        code = k.var(I32, ir.Constant(I32, 0))
-        with b.if_else(present.get()) as (value, null):
-            with null:
-                with b.if_then(b.icmp_signed("<", null_code.get(), zero)):
-                    null_code.set(b.zext(take_code(i), I64))
-                code.set(b.trunc(null_code.get(), I32))
-            with value:
-                word0 = k.load(views, b.shl(at, one))
-                word1 = k.load(views, b.add(b.shl(at, one), one))
-                length = b.and_(word0, k.const(0xFFFFFFFF))
-                with b.if_then(b.icmp_unsigned(">", length, k.const(12))):
-                    b.ret(k.const(LONG))
-                # Bytes 0-3: the length; 4-7: the first four bytes; 8-15: the next eight.
-                w0 = low_bytes(word0, b.add(length, k.const(4)))
-                w1 = low_bytes(word1, b.sub(length, k.const(4)))
-                repeat = b.and_(
-                    b.icmp_signed(">=", last_code.get(), ir.Constant(I32, 0)),
-                    b.and_(
-                        b.icmp_unsigned("==", w0, last0.get()),
-                        b.icmp_unsigned("==", w1, last1.get()),
-                    ),
+            def same_key(slot: Any) -> Any:
+                return b.and_(
+                    b.icmp_unsigned("==", k.load(table_w0, slot), w0),
+                    b.icmp_unsigned("==", k.load(table_w1, slot), w1),
                 )
-                with b.if_else(repeat) as (same, other):
-                    with same:
-                        code.set(last_code.get())
-                    with other:
-                        mixed = b.xor(b.mul(w0, k.const(_MIX2)), w1)
-                        start = b.lshr(b.mul(mixed, k.const(_MIX)), shift)
 
-                        def same_key(slot: Any) -> Any:
-                            return b.and_(
-                                b.icmp_unsigned("==", k.load(table_w0, slot), w0),
-                                b.icmp_unsigned("==", k.load(table_w1, slot), w1),
-                            )
+            slot, found = _probe(k, start, mask, table_codes, same_key)
+            code.set(found)
+            with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
+                new = take_code(i)
+                k.store(w0, table_w0, slot)
+                k.store(w1, table_w1, slot)
+                k.store(new, table_codes, slot)
+                code.set(new)
+            last0.set(w0)
+            last1.set(w1)
+            last_code.set(code.get())
+        return code.get()
 
-                        slot, found = _probe(k, start, mask, table_codes, same_key)
-                        code.set(found)
-                        with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
-                            new = take_code(i)
-                            k.store(w0, table_w0, slot)
-                            k.store(w1, table_w1, slot)
-                            k.store(new, table_codes, slot)
-                            code.set(new)
-                last0.set(w0)
-                last1.set(w1)
-                last_code.set(code.get())
-        k.store(code.get(), codes, i)
-        with b.if_then(full.get()):
-            b.ret(k.const(FULL))
+    def rows(checked: bool) -> None:
+        """The pass over the rows, reading the validity bitmap or not (two loops)."""
+        with k.loop(zero, n) as i:
+            at = b.add(i, offset)
+            if not checked:
+                k.store(value_code(i, at), codes, i)
+            else:
+                byte = k.load(validity, b.lshr(at, k.const(3)))
+                bit = b.trunc(b.and_(at, k.const(7)), I8)
+                code = k.var(I32, ir.Constant(I32, 0))
+                with b.if_else(b.trunc(b.lshr(byte, bit), I1)) as (value, null):
+                    with value:
+                        code.set(value_code(i, at))
+                    with null:
+                        with b.if_then(b.icmp_signed("<", null_code.get(), zero)):
+                            null_code.set(b.zext(take_code(i), I64))
+                        code.set(b.trunc(null_code.get(), I32))
+                k.store(code.get(), codes, i)
+            with b.if_then(full.get()):
+                b.ret(k.const(FULL))
+
+    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), zero)
+    with b.if_else(has_validity) as (checked, unchecked):
+        with checked:
+            rows(True)
+        with unchecked:
+            rows(False)
     k.store(following.get(), state, zero)
     k.store(null_code.get(), state, one)
     b.ret(zero)
     return k
+
+
+# The bits of a string view's two words that ``row_short_codes`` keys on, by the string's
+# length: [0:16] the first word (the length itself and up to four bytes), [16:32] the second
+# (the next eight bytes).
+VIEW_MASKS = np.array(
+    [(1 << 8 * min(4 + length, 8)) - 1 for length in range(16)]
+    + [(1 << 8 * min(max(length - 4, 0), 8)) - 1 for length in range(16)],
+    dtype=np.uint64,
+)
 
 
 def _trip_codes_kernel() -> Kernel:
@@ -747,7 +742,7 @@ _SIGNATURES: list[tuple[str, Callable[[], Kernel], list[Any], Any]] = [
         [L, P, P, P, L, *[P] * 5, L, P, P, P, L, *[P] * 4, L, P, P],
         L,
     ),
-    ("row_short_codes", _short_codes_kernel, [L, P, P, L, L, P, P, P, P, L, P, P], L),
+    ("row_short_codes", _short_codes_kernel, [L, P, P, L, L, P, P, P, P, L, P, P, P], L),
     ("row_lookup", _lookup_kernel, [L, P, P, P, P, P], None),
     ("row_route_flags", _route_flags_kernel, [L, *[P] * 10], None),
     ("row_local_signals", _row_signals_kernel, [L, P, P, L, ctypes.c_double, *[P] * 29], None),
@@ -872,7 +867,7 @@ def _short_codes(columns: Sequence[pl.Series], guess: int) -> Codes | None:
             status = kernel(
                 n, views.address, 0 if validity is None else validity.address, array.offset,
                 shift, pointer(table_w0), pointer(table_w1), pointer(table_codes),
-                pointer(state), j * n, pointer(out), pointer(firsts),
+                pointer(state), j * n, pointer(out), pointer(firsts), pointer(VIEW_MASKS),
             )  # fmt: skip
             if status == LONG:
                 return None

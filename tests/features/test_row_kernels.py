@@ -292,3 +292,14 @@ def test_tiny_batches_give_what_the_expressions_give(rows: int) -> None:
         .get_column("trip_weighbridge_gap_ratio")
     )
     assert behaviour.weighbridge_gaps(frame, totals, arrivals.lazy(), tolerance).equals(expected)
+
+
+@pytest.mark.parametrize("width", [2, 12, 13, 30])
+def test_dense_codes_of_sliced_columns_short_and_long_strings(width: int) -> None:
+    rng = np.random.default_rng(width)
+    words = [f"{w:0{width}d}"[-width:] for w in rng.integers(0, 300, 20_000)]
+    column = pl.Series("v", words).scatter([0, 11, 500], None).slice(7, 15_000)  # an offset
+    codes = row_kernels.dense_codes([column, column.reverse()])
+    both = pl.concat([column, column.reverse()])
+    assert codes.values.equals(both.unique(maintain_order=True), check_names=False)
+    assert codes.values.gather(np.concatenate(codes.codes)).equals(both, check_names=False)
