@@ -278,11 +278,11 @@ def _fill(
     limit = data.get_column("_budget").to_numpy()
     crossing = data.get_column("_crossing").to_numpy()
     rows = np.flatnonzero(data.get_column("_eligible").to_numpy())
-    rows = rows[np.argsort(crossing[rows], kind="stable")]
-    starts = np.flatnonzero(np.diff(crossing[rows], prepend=-1))
     mask = np.zeros(frame.height, dtype=bool)
     keys = frame.get_column("truck_key")
-    for mine in np.split(rows, starts[1:]) if len(rows) else []:
+    # Crossings are few: each one's eligible rows by a mask (in row order), no sort.
+    of_row = crossing[rows]
+    for mine in (rows[of_row == c] for c in np.flatnonzero(np.bincount(of_row))):
         ranked = _best_first(mine, value, risk, spent, limit, keys)
         used = np.cumsum(spent[ranked])
         mask[ranked[used <= limit[ranked] + 1e-9]] = True
