@@ -286,13 +286,13 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
     """``positions(n, pairs, codes, order, grouped, under, values, validity, offsets, levels,
     counts, medians, starts, lows, scales, buckets, tables, table, past_values, past_below,
     ratios, positions, out_levels, out_counts, bits)`` for ``metrics`` metrics: see
-    ``positions``; per-metric arrays are passed as arrays of addresses; ``order`` (int64,
-    ``pairs + 1 + n``), ``grouped`` (float64) and ``under`` (int64, both ``n * metrics``) are
+    ``positions``; per-metric arrays are passed as arrays of addresses; ``order`` (int32,
+    ``pairs + 1 + n``), ``grouped`` (float64) and ``under`` (int32, both ``n * metrics``) are
     scratch space."""
     p64, p32, pf, p8 = I64.as_pointer(), I32.as_pointer(), F64.as_pointer(), I8.as_pointer()
     k = Kernel(
         "reference_positions",
-        [I64, I64, p32, p64, pf, p64, p64, p64, p64, p32, p64, pf, p64, pf, pf, p64, p64, p32]
+        [I64, I64, p32, p32, pf, p32, p64, p64, p64, p32, p64, pf, p64, pf, pf, p64, p64, p32]
         + [pf, p64]
         + [p64] * 5,
     )
@@ -313,29 +313,31 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
     # that is null is searched all the same (its count is never read).
     bucket = b.add(pairs, one)
     with k.loop(zero, bucket) as pair:
-        k.store(zero, order, pair)
+        k.store(ir.Constant(I32, 0), order, pair)
     with k.loop(zero, n) as row:
         at = b.add(b.sext(k.load(codes, row), I64), one)
-        k.store(b.add(k.load(order, at), one), order, at)
+        k.store(b.add(k.load(order, at), ir.Constant(I32, 1)), order, at)
     with k.loop(one, bucket) as pair:
         k.store(b.add(k.load(order, pair), k.load(order, b.sub(pair, one))), order, pair)
     with k.loop(zero, n) as row:
         at = b.sext(k.load(codes, row), I64)
-        place = k.load(order, at)
-        k.store(b.add(place, one), order, at)
-        k.store(place, order, b.add(bucket, row))
+        place = b.sext(k.load(order, at), I64)
+        k.store(b.trunc(b.add(place, one), I32), order, at)
+        k.store(b.trunc(place, I32), order, b.add(bucket, row))
         for metric, column, shift in zip(each, columns, shifts, strict=True):
             value = k.load(column, b.add(row, shift))
             k.store(value, grouped, b.add(b.mul(place, width), metric))
     with k.loop(zero, pairs) as pair:
         base = b.mul(pair, width)
-        first = b.select(b.icmp_signed(">", pair, zero), k.load(order, b.sub(pair, one)), zero)
+        first = b.select(
+            b.icmp_signed(">", pair, zero), b.sext(k.load(order, b.sub(pair, one)), I64), zero
+        )
         for metric in each:
             at = b.add(base, metric)
             chosen = b.icmp_signed(">=", k.load(levels, at), ir.Constant(I32, 0))
             start, low, scale = k.load(starts, at), k.load(lows, at), k.load(scales, at)
             size, offset = k.load(buckets, at), k.load(tables, at)
-            with b.if_then(chosen), k.loop(first, k.load(order, pair)) as place:
+            with b.if_then(chosen), k.loop(first, b.sext(k.load(order, pair), I64)) as place:
                 spot = b.add(b.mul(place, width), metric)
                 value = k.load(grouped, spot)
                 slot = b.add(offset, _bucket(k, value, low, scale, size))
@@ -345,10 +347,10 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
                 found = _search(k, past_values, low_end, high_end, value)
                 some = b.icmp_signed(">", found, start)
                 previous = k.load(past_below, b.select(some, b.sub(found, one), start))
-                k.store(b.select(some, previous, zero), under, spot)
+                k.store(b.trunc(b.select(some, previous, zero), I32), under, spot)
     with k.loop(zero, n) as row:
         base = b.mul(b.sext(k.load(codes, row), I64), width)
-        spot = b.mul(k.load(order, b.add(bucket, row)), width)
+        spot = b.mul(b.sext(k.load(order, b.add(bucket, row)), I64), width)
         for metric, column, shift in zip(each, columns, shifts, strict=True):
             at = b.add(base, metric)
             level = k.load(levels, at)
@@ -361,7 +363,7 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
             with b.if_else(present) as (known, unknown):
                 with known:
                     value = k.load(column, source)
-                    below = k.load(under, b.add(spot, metric))
+                    below = b.sext(k.load(under, b.add(spot, metric)), I64)
                     rows = k.load(counts, at)
                     k.store(b.fsub(value, k.load(medians, at)), ratio_out, row)
                     k.store(b.fdiv(b.sitofp(below, F64), b.sitofp(rows, F64)), position_out, row)
@@ -438,9 +440,11 @@ def positions(
     ]
     outputs = [addresses([o[j] for o in out]) for j in range(5)]
     pairs = len(choice["level"]) // max(metrics, 1)
-    order = np.empty(pairs + 1 + rows, dtype=np.int64)
+    if rows >= 2**31 or (len(choice["rows"]) and choice["rows"].max() >= 2**31):
+        raise ValueError("the price reference's kernels count rows in 32 bits")
+    order = np.empty(pairs + 1 + rows, dtype=np.int32)
     grouped = np.empty(rows * metrics, dtype=np.float64)
-    under = np.empty(rows * metrics, dtype=np.int64)
+    under = np.empty(rows * metrics, dtype=np.int32)
     _position_kernel(metrics)(
         rows,
         pairs,
