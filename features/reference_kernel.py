@@ -1,15 +1,18 @@
 """Native kernels of the price reference's snapshot look-up (``UnitValueReference`` of a profile).
 
-Two passes over a scoring batch, each one kernel (``risk.native``):
+Two passes over a scoring batch, each one kernel (``risk.native``), and one at profile load:
 
 - ``pair_codes``: a dense code per distinct (HS code, origin) of the batch, read straight from the
   strings' Arrow views (a string of up to 12 bytes lies inside its 16-byte view), through an
   open-addressing hash table: the level of reference is then chosen once per distinct pair.
+- ``bucket_tables`` (at load): per key of the snapshot, equal-width buckets of its sorted past
+  values and where each bucket's values begin.
 - ``positions``: per row and metric, the count of the chosen key's past values strictly below
-  the row's value, by binary search in the key's slice of the snapshot's sorted values, with the
-  log ratio to the key's median, the level and the number of past rows; validity as Arrow bitmaps.
+  the row's value, searched for among the few values of the bucket the row's value falls in
+  (rows grouped by pair, so that a key's tables stay in cache), with the log ratio to the key's
+  median, the level and the number of past rows; validity as Arrow bitmaps.
 
-Both take NumPy arrays and raw Arrow buffers, C-contiguous and held by the caller for the call.
+They take NumPy arrays and raw Arrow buffers, C-contiguous and held by the caller for the call.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ def _masked_words(k: Kernel, views: Any, row: Any) -> tuple[Any, Any]:
     ones = k.const(-1)
     # Bits kept: 32 + 8 * length of the first word, 8 * (length - 4) of the second.
     short = b.icmp_signed("<", length, k.const(4))
-    first_bits = b.add(k.const(32), b.mul(length, k.const(8)))
+    # Shift amounts kept under 64 in the branch a select drops as well (LLVM: no poison).
+    first_bits = b.add(k.const(32), b.mul(b.and_(length, k.const(3)), k.const(8)))
     first_mask = b.select(short, b.sub(b.shl(k.const(1), first_bits), k.const(1)), ones)
-    second_bits = b.mul(b.sub(length, k.const(4)), k.const(8))
+    second_bits = b.mul(b.and_(b.sub(length, k.const(4)), k.const(7)), k.const(8))
     second_mask = b.select(
         short,
         k.const(0),
