@@ -26,6 +26,7 @@ across its versions, so a profile records the version it was made with (``featur
 
 from __future__ import annotations
 
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -331,10 +332,20 @@ def batch_entity_features(
         pull=config.prior_strength * config.prior_violation_rate,
     )
 
+    # Room for the windowed entities' declaration events, one per thread, reused.
+    rooms: queue.SimpleQueue[entity_kernel.Scratch] = queue.SimpleQueue()
+    for _ in range(max(THREADS, 1)):
+        rooms.put(entity_kernel.Scratch.of(items.height))
+
     def features(entity: Entity) -> pl.DataFrame:
-        return profile_entity_features(
-            items, order, entity, events.get(entity.name, _NO_EVENTS), judged, outcomes, prior
-        )
+        scratch = rooms.get()
+        try:
+            known = events.get(entity.name, _NO_EVENTS)
+            return profile_entity_features(
+                items, order, entity, known, judged, outcomes, prior, scratch
+            )
+        finally:
+            rooms.put(scratch)
 
     entity_kernel.compile_kernels()
     if not THREADS:
@@ -352,13 +363,15 @@ def profile_entity_features(
     judged: pl.DataFrame,
     outcomes: entity_kernel.Outcomes,
     prior: entity_kernel.Prior,
+    scratch: entity_kernel.Scratch | None = None,
 ) -> pl.DataFrame:
     """``entity_feature_names(entity)`` of every batch row, in the batch's row order.
 
     ``order`` is ``batch_order`` of the batch, ``known`` the profile's events of the entity,
     ``judged`` the outcome items recorded since the cut-off (``outcome_items``), sorted by
     ``recorded_at``, and ``outcomes`` their times and sums; ``prior``: the profile's outcomes of
-    ``EVERYONE`` and the pull towards the prior violation rate."""
+    ``EVERYONE`` and the pull towards the prior violation rate; ``scratch``: room for the
+    kernel to reuse (``entity_kernel.Scratch``)."""
     # The profile's events hint at how many keys there are.
     keys = entity_kernel.KeySlots.of(items.get_column(key_column(entity)), known.height)
     windows = _WINDOWS_US if entity.windows else ()
@@ -387,6 +400,7 @@ def profile_entity_features(
         outcomes,
         prior,
         windows,
+        scratch,
     )
     present = keys.validity()
     columns = [
