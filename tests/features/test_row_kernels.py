@@ -171,9 +171,14 @@ def _arrivals(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("hours", [1.0, 48.0])
-def test_weighbridge_gaps_equal_the_as_of_join(seed: int, hours: float) -> None:
+@pytest.mark.parametrize("lost_crossings", [False, True])
+def test_weighbridge_gaps_equal_the_as_of_join(
+    seed: int, hours: float, lost_crossings: bool
+) -> None:
     frame = _batch(seed)
     arrivals = _arrivals(frame, seed)
+    if lost_crossings:  # rows without a trip text: each row looked up on its own
+        frame = frame.with_columns(frame["crossing"].clone().scatter(range(0, 4000, 13), None))
     totals = behaviour.row_totals(frame, history.DECLARATION)
     tolerance = timedelta(hours=hours)
     got = behaviour.weighbridge_gaps(frame, totals, arrivals.lazy(), tolerance)
