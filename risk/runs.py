@@ -49,7 +49,7 @@ def run_starts(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray | None:
     ordered = hashes.sort(multithreaded=False)
     if (ordered == ordered.shift(1)).any() and frame.select(keys)[starts].is_duplicated().any():
         return None
-    return np.append(starts, frame.height).astype(np.int64)
+    return np.append(starts, frame.height).astype(np.int64, copy=False)
 
 
 def _text_runs(columns: list[pl.Series]) -> tuple[np.ndarray, pl.Series]:
