@@ -213,23 +213,19 @@ def _item_signals(
     items = frame.collect(engine=ENGINE)
     if not behaviour.native_ready(items):
         return _item_signals_by_expressions(items.lazy(), config, arrivals)
-    totals = behaviour.row_totals(items, history.DECLARATION)
-    gap = behaviour.weighbridge_gaps(
-        items, totals, arrivals, timedelta(hours=config.arrival_tolerance_hours)
-    )
-    local = behaviour.local_signals(
-        items, totals, config.value_thresholds_usd, config.just_under_margin
-    )
-    signals = pl.concat(
-        [
-            items,
-            totals.columns,
-            route.route_columns(items, totals.crossing, totals.chapter),
-            gap.to_frame(),
-            local,
-        ],
-        how="horizontal",
-    )
+    tolerance = timedelta(hours=config.arrival_tolerance_hours)
+    # Kernels release the GIL: the independent passes run two at a time.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        countries = pool.submit(route.country_columns, items)
+        totals = behaviour.row_totals(items, history.DECLARATION)
+        gap = pool.submit(behaviour.weighbridge_gaps, items, totals, arrivals, tolerance)
+        local = behaviour.local_signals(
+            items, totals, config.value_thresholds_usd, config.just_under_margin
+        )
+        routes = route.route_columns(items, totals.crossing, totals.chapter, countries.result())
+        signals = pl.concat(
+            [items, totals.columns, routes, gap.result().to_frame(), local], how="horizontal"
+        )
     return (
         signals.lazy()
         .with_columns(

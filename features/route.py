@@ -75,22 +75,41 @@ def route_signals() -> list[pl.Expr]:
     ]
 
 
-def route_columns(
-    items: pl.DataFrame,
-    crossing: row_kernels.Codes | None = None,
-    chapter: row_kernels.Codes | None = None,
-) -> pl.DataFrame:
-    """``route_signals`` over a materialised batch: the three country columns numbered
-    together once (``features.row_kernels.dense_codes``), every flag and code looked up from
-    their few distinct values. Same columns, types and nulls as the expressions.
-    ``crossing``, ``chapter``: the codes of the crossings and of the HS chapters (the first
-    two characters of ``hs_code``) when already at hand."""
+def country_columns(items: pl.DataFrame) -> pl.DataFrame:
+    """The country part of ``route_signals`` over a materialised batch: the three country
+    columns numbered together once (``features.row_kernels.dense_codes``), the flags and the
+    codes looked up from their few distinct values."""
     columns = [items.get_column(c) for c in ("origin_country", "dispatch_country")]
     columns.append(items.get_column("destination_country"))
     countries = row_kernels.dense_codes(columns)
     origin, dispatch, destination = countries.codes
     two_letter = countries.values.to_frame("v").select(country_code("v")).to_series()
     differs, cn_kz, from_eaeu = row_kernels.route_flags(origin, dispatch, countries.values, EAEU)
+    return pl.DataFrame(
+        [
+            differs.alias("origin_differs_from_dispatch"),
+            cn_kz.alias("cn_origin_kz_dispatch"),
+            from_eaeu.alias("dispatch_from_eaeu_member"),
+            row_kernels.lookup(origin, two_letter).alias("origin_country_code"),
+            row_kernels.lookup(dispatch, two_letter).alias("dispatch_country_code"),
+            row_kernels.lookup(destination, two_letter).alias("destination_country_code"),
+        ]
+    )
+
+
+def route_columns(
+    items: pl.DataFrame,
+    crossing: row_kernels.Codes | None = None,
+    chapter: row_kernels.Codes | None = None,
+    countries: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """``route_signals`` over a materialised batch: same columns, types and nulls as the
+    expressions, every code looked up from the few distinct values of its column.
+    ``crossing``, ``chapter``: the codes of the crossings and of the HS chapters (the first
+    two characters of ``hs_code``), ``countries``: ``country_columns``, when already at
+    hand."""
+    if countries is None:
+        countries = country_columns(items)
     procedure = items.get_column("procedure")
     if procedure.dtype == pl.Enum(PROCEDURES):
         procedure_codes = procedure.to_physical().cast(pl.Int32).alias("procedure_code")
@@ -103,13 +122,15 @@ def route_columns(
     chapter_number = chapter.values.cast(pl.Int32, strict=False)
     return pl.DataFrame(
         [
-            differs.alias("origin_differs_from_dispatch"),
-            cn_kz.alias("cn_origin_kz_dispatch"),
+            countries.get_column("origin_differs_from_dispatch"),
+            countries.get_column("cn_origin_kz_dispatch"),
             *items.select(procedure_is("transit"), procedure_is("eaeu_internal")).get_columns(),
-            from_eaeu.alias("dispatch_from_eaeu_member"),
-            row_kernels.lookup(origin, two_letter).alias("origin_country_code"),
-            row_kernels.lookup(dispatch, two_letter).alias("dispatch_country_code"),
-            row_kernels.lookup(destination, two_letter).alias("destination_country_code"),
+            *countries.select(
+                "dispatch_from_eaeu_member",
+                "origin_country_code",
+                "dispatch_country_code",
+                "destination_country_code",
+            ).get_columns(),
             procedure_codes,
             row_kernels.lookup(chapter.codes[0], chapter_number).alias("hs_chapter_code"),
             row_kernels.lookup(crossing.codes[0], crossing_hash).alias("crossing_code"),
