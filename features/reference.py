@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from features.codes import country_code
-from features.reference_kernel import bucket_tables, pair_codes, positions
+from features.reference_kernel import bucket_tables, pair_codes, positions, warm
 
 METRICS = ("unit_value_kg", "unit_value_unit", "mass_per_unit")
 # Level 0: full HS code x origin; 1: 6 digits x origin; 2: 4 digits x origin;
@@ -377,6 +377,7 @@ class UnitValueReference:
         # In one piece: the arrays are views of it (a saved table is read in many chunks).
         self._snapshot_memo = (keys.rechunk(), ranks.rechunk())
         self._lookup()
+        warm(len(METRICS))  # the kernels too: compiled once per process, or read from the cache
 
     def _snapshot(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """For a compacted reference (memoised: a profile serves many batches), both sorted by

@@ -385,6 +385,13 @@ def _position_kernel(metrics: int) -> Callable[..., None]:
     return k.compile([_I64, _I64] + [_VOID] * 23)
 
 
+def warm(metrics: int) -> None:
+    """Compile (or load from the cache) the kernels a batch of ``metrics`` metrics uses."""
+    _pair_kernel()
+    _table_kernel()
+    _position_kernel(metrics)
+
+
 def _float_parts(series: pl.Series) -> tuple[pa.Array, int, int, int]:
     """A float64 series as Arrow: the array (held for the call), its values' and validity's
     addresses (0: no nulls) and its offset."""
