@@ -366,16 +366,15 @@ def _trip_texts(items: pl.DataFrame, trips: row_kernels.Trips) -> pl.Series:
             pl.coalesce(pl.col("truck_id"), pl.lit("decl:") + pl.col("declaration_id"))
         ).to_series()
     day = first.get_column("declared_at").dt.date()
-    low, high = day.min(), day.max()
-    if low is not None and (high - low).days < _DAY_TEXTS:  # type: ignore[operator]
-        since = day.to_physical() - day.to_physical().min()  # type: ignore[operator]
-        span = pl.Series(np.arange((high - low).days + 1, dtype=np.int32))  # type: ignore[operator]
-        texts = (span + day.to_physical().min()).cast(pl.Date).cast(pl.String)
-        dates = texts.gather(since)
+    number = day.to_physical()  # days since 1970-01-01
+    low, high = number.min(), number.max()
+    if isinstance(low, int) and isinstance(high, int) and high - low < _DAY_TEXTS:
+        texts = pl.Series(np.arange(low, high + 1, dtype=np.int32)).cast(pl.Date)
+        dates = texts.cast(pl.String).gather(number - low)
     else:
         dates = day.cast(pl.String)
-    parts = pl.DataFrame([truck.alias("who"), first.get_column("crossing"), dates.alias("day")])
-    text = parts.select(pl.concat_str(["who", "crossing", "day"], separator="|")).to_series()
+    pieces = pl.DataFrame([truck.alias("who"), first.get_column("crossing"), dates.alias("day")])
+    text = pieces.select(pl.concat_str(["who", "crossing", "day"], separator="|")).to_series()
     return text.gather(pl.Series(trips.codes)).alias("trip_id")
 
 
@@ -445,7 +444,8 @@ def weighbridge_gaps(
         )
         key_of_row = np.arange(items.height, dtype=np.int32)
     keys = keyed.select(_truck_at_crossing()).to_series()
-    unit = at_dtype.time_unit  # type: ignore[union-attr]
+    assert isinstance(at_dtype, pl.Datetime)
+    unit = at_dtype.time_unit
     per_unit = {"ns": 1000, "us": 1, "ms": 0.001}[unit]
     ratio = row_kernels.nearest_readings(
         readings,

@@ -1,16 +1,19 @@
 """The native passes behind the row-level signals (``features.behaviour``, ``features.route``).
 
-Four kernels (``risk.native``), compiled together once per process:
+Eight kernels (``risk.native``), compiled together once per process (their IR cached on disk
+under the hash of this module's and ``risk.native``'s source, ``risk.native.compile_built``):
 
-``dense_codes`` numbers the distinct values of a column (0, 1, ... in order of first
-appearance, null one value of its own) through an open-addressing table on their 64-bit
-hashes. A hash names a value only up to collisions, so ``codes`` checks every row against the
-first row of its code and, in the (never yet seen) case of a collision, numbers the values
-exactly with Polars instead: codes are exact, equal values <=> equal codes.
+``dense_codes`` numbers the distinct values of columns (0, 1, ... in order of first
+appearance, null one value of its own). Text whose strings fit in their Arrow views (12 bytes
+or less: countries, crossings, trucks, importers, chapters) is keyed by the views themselves
+(``row_short_codes``: exact). Other columns go through a table on 64-bit hashes
+(``row_dense_codes``), and every row is checked against the first row of its code; on a
+collision (never yet seen) the values are numbered by Polars instead. Either way codes are
+exact: equal values <=> equal codes.
 
 ``trip_codes`` numbers trips (``features.behaviour.trip_id``: truck or declaration, crossing,
-calendar day) from the hashes of the truck and crossing, the declaration's code and the day;
-the rows are checked against their trip's first row the same way.
+calendar day) keyed exactly by the codes of truck and crossing, the declaration's code and the
+day; rows without a trip text share one trip, as a null key does in a group-by.
 
 ``trip_totals`` counts items, distinct declarations, importers and chapters and sums value and
 gross mass per trip, and items and value per declaration, and hands every row its totals.
@@ -20,6 +23,11 @@ total may differ from theirs in the last bit).
 ``nearest_readings`` finds, per row, the weighbridge reading of its truck at its crossing
 nearest in time within a tolerance, as ``join_asof(strategy="nearest")`` does: readings in
 time order per key, the later one on a tie, and gives the gap of the trip's gross mass to it.
+
+``local_signals`` computes the row-local signals (threshold gaps, roundness, gross/net,
+importer age, burst ratio) with Polars' own arithmetic (a division by a constant is a product
+with its reciprocal; a float modulo is x - m * floor(x * (1 / m))): bit for bit the same.
+``lookup`` and ``route_flags`` hand rows the codes and flags of their values.
 """
 
 from __future__ import annotations
@@ -1031,11 +1039,14 @@ def trip_totals(
     per_declaration = [np.empty(declarations, dtype=np.int64), np.empty(declarations, np.float64)]
     order = np.empty(n, dtype=np.int64)
     out = TripTotals(
-        np.empty(n, dtype=np.int64),
-        np.empty(n, dtype=np.float64),
-        *(np.empty(n, dtype=np.int64) for _ in range(4)),
-        np.empty(n, dtype=np.float64),
-        per_trip[4],
+        declaration_items=np.empty(n, dtype=np.int64),
+        declaration_value=np.empty(n, dtype=np.float64),
+        trip_declarations=np.empty(n, dtype=np.int64),
+        trip_items=np.empty(n, dtype=np.int64),
+        trip_importers=np.empty(n, dtype=np.int64),
+        trip_chapters=np.empty(n, dtype=np.int64),
+        trip_value=np.empty(n, dtype=np.float64),
+        trip_gross=per_trip[4],
     )
     _kernels()["row_trip_totals"](
         n, pointer(trips.codes), nt,
