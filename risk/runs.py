@@ -15,16 +15,19 @@ total is added plainly), maxima keep the first of equal values, and texts compar
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from risk.native import F64, I1, I8, I32, I64, Kernel, pointer
+from risk import native
+from risk.native import F64, I1, I8, I32, I64, Kernel, compile_built, pointer
 
 
 def run_starts(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray | None:
@@ -161,6 +164,21 @@ def string_views(texts: pl.Series) -> tuple[int, np.ndarray, Any]:
     return views, table, (array, table)
 
 
+def cached_kernel(
+    name: str, build: Callable[[], Kernel], argtypes: Sequence[Any], restype: Any = None
+) -> Callable[..., Any]:
+    """The kernel ``name`` that ``build`` writes, compiled through ``compile_built``: its IR
+    is cached on disk under the source of ``build``'s module, this one and ``risk.native``,
+    so a later process neither builds nor prints it (a few milliseconds a kernel)."""
+    source = hashlib.sha256()
+    for module in (build.__code__.co_filename, __file__, native.__file__):
+        source.update(Path(module).read_bytes())
+    (function,) = compile_built(
+        f"{name} {source.hexdigest()}", [(name, argtypes, restype)], lambda: [build()]
+    )
+    return function
+
+
 def kahan_add(k: Kernel, total: Any, error: Any, value: Any) -> None:
     """``total += value`` as Polars' compensated sum: finite terms into a finite total are
     compensated, anything else is added plainly."""
@@ -229,6 +247,12 @@ def _text_less(k: Kernel, views: Any, buffers: Any, i: Any, j: Any) -> Any:
 
 @cache
 def _kernel() -> Any:
+    pointers = [ctypes.c_void_p] * 8
+    argtypes = [ctypes.c_int64, *pointers, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+    return cached_kernel("run_totals", _build_run_totals, argtypes)
+
+
+def _build_run_totals() -> Kernel:
     """The per-run pass: out_i rows earliest, top row, parts, least part; out_f rows log
     sum, duty sum, greatest risk (each row ``n_runs`` long)."""
     f64p, i64p, i8p = F64.as_pointer(), I64.as_pointer(), I8.as_pointer()
@@ -276,8 +300,7 @@ def _kernel() -> Any:
             k.store(value, out_i, b.add(b.mul(n_runs, k.const(index)), run))
         for index, value in enumerate([log_sum, duty_sum, best.get()]):
             k.store(value, out_f, b.add(b.mul(n_runs, k.const(index)), run))
-    pointers = [ctypes.c_void_p] * 8
-    return k.compile([ctypes.c_int64, *pointers, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p])
+    return k
 
 
 _MIX = 0x9E3779B97F4A7C15
@@ -285,6 +308,11 @@ _MIX = 0x9E3779B97F4A7C15
 
 @cache
 def _runs_kernel() -> Any:
+    argtypes = [ctypes.c_int64, ctypes.c_int64, *[ctypes.c_void_p] * 4]
+    return cached_kernel("text_runs", _build_text_runs, argtypes, ctypes.c_int64)
+
+
+def _build_text_runs() -> Kernel:
     """Starts of runs of equal texts over ``n_columns`` text columns, and a hash per run.
 
     A row starts a run when any column's text differs from the row before: a view's first
@@ -361,8 +389,7 @@ def _runs_kernel() -> Any:
             k.store(digest.get(), hashes, count.get())
             count.set(b.add(count.get(), k.const(1)))
     b.ret(count.get())
-    pointers = [ctypes.c_void_p] * 4
-    return k.compile([ctypes.c_int64, ctypes.c_int64, *pointers], restype=ctypes.c_int64)
+    return k
 
 
 def _mix(k: Kernel, value: Any) -> Any:

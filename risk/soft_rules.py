@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from risk.native import F64, I8, I64, Kernel, pointer
-from risk.runs import kahan_add, run_starts
+from risk.runs import cached_kernel, kahan_add, run_starts
 
 SOFT_FLAGS = "soft_flags"
 # A weighbridge and a declaration disagree beyond this share of the weighbridge reading.
@@ -231,6 +231,13 @@ def _flags_by_truck_runs(
 
 @cache
 def _visit_kernel() -> Any:
+    pointers = [ctypes.c_void_p] * 5
+    argtypes = [ctypes.c_int64, *pointers, ctypes.c_int64, ctypes.c_void_p]
+    argtypes += [ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p]
+    return cached_kernel("weighbridge_flags", _build_visit_kernel, argtypes)
+
+
+def _build_visit_kernel() -> Kernel:
     """Per run: each row in its visit's window or not; the visit's gross masses summed (a
     visit of one row: that row's mass; null masses left out, as Polars' sum leaves them);
     each row's code: 1 missed, 0 not, 2 no visit (null)."""
@@ -290,10 +297,7 @@ def _visit_kernel() -> Any:
                 code = b.zext(missed, I8)
                 with k.loop(first, end) as row:
                     k.store(b.select(inside(row, at), code, none), out, row)
-    return k.compile(
-        [ctypes.c_int64, *[ctypes.c_void_p] * 5, ctypes.c_int64, ctypes.c_void_p]
-        + [ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p]
-    )
+    return k
 
 
 def _flags_by_asof(

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from risk.native import I1, I8, I64, Kernel
-from risk.runs import locate_text, string_views
+from risk.runs import cached_kernel, locate_text, string_views
 
 # UTF-8 white space beyond ASCII (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
 # U+202F, U+205F, U+3000: what strip_chars strips) starts with one of these bytes and ends
@@ -57,6 +57,11 @@ def clean_ends(column: pl.Series, *, code: bool = False) -> bool:
 
 @cache
 def _kernel() -> Any:
+    argtypes = [ctypes.c_int64, *[ctypes.c_void_p] * 3, ctypes.c_int64, ctypes.c_int64]
+    return cached_kernel("clean_text_ends", _build, argtypes, ctypes.c_int64)
+
+
+def _build() -> Kernel:
     i8p, i64p = I8.as_pointer(), I64.as_pointer()
     k = Kernel("clean_text_ends", [I64, i8p, i64p, i8p, I64, I64], ret=I64)
     n, views, buffers, validity, offset, code = k.args
@@ -92,11 +97,7 @@ def _kernel() -> Any:
                             clean.set(Kernel.const(0, I1))
         row.set(b.add(at, k.const(1)))
     b.ret(b.zext(clean.get(), I64))
-    return k.compile(
-        [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-        + [ctypes.c_int64, ctypes.c_int64],
-        restype=ctypes.c_int64,
-    )
+    return k
 
 
 def _space_at_ends(k: Kernel, data: Any, size: Any) -> Any:
