@@ -234,25 +234,33 @@ def test_profile_save_replaces_and_load_checks_the_polars_version(
         EntityProfiles.load(folder)
 
 
-def test_profile_mode_window_counters_by_key_equal_the_packed_ones(
+def test_shuffled_batches_order_by_the_packed_code_or_by_two_columns_alike(
     make_traffic: MakeTraffic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Rows shuffled, so that a declaration's items are not next to each other: the batch is
+    # ordered by (time, declaration) through one packed code or, with PACKED_BITS = 0, by the
+    # two columns; both give the features of the batch in file order.
     traffic = make_traffic(300, seed=5, days=59)
     cutoff = datetime(2024, 2, 10)
     profiles = materialize_profiles(traffic.declarations.lazy(), traffic.outcomes.lazy(), cutoff)
+    batch = traffic.declarations.filter(pl.col("declared_at") >= cutoff)
+    shuffled = batch.sample(fraction=1.0, shuffle=True, seed=3)
 
-    def scored() -> pl.DataFrame:
+    def scored(rows: pl.DataFrame) -> pl.DataFrame:
         return build_features(
-            traffic.declarations.lazy().filter(pl.col("declared_at") >= cutoff),
+            rows.lazy(),
             traffic.outcomes.lazy(),
             profiles=profiles,
             arrivals=traffic.arrivals.lazy(),
         ).collect()
 
-    packed = scored()
+    in_order = scored(batch).sort(KEYS)
+    packed = scored(shuffled)
     assert packed["importer_declarations_7d"].sum() > 0
-    monkeypatch.setattr(history, "PACKED_BITS", 0)  # every entity takes the by-key path
-    assert_frame_equal(scored(), packed)
+    assert packed.select(KEYS).equals(shuffled.select(KEYS))
+    assert_frame_equal(packed.sort(KEYS), in_order)
+    monkeypatch.setattr(history, "PACKED_BITS", 0)
+    assert_frame_equal(scored(shuffled), packed)
 
 
 def test_a_format_1_profile_without_a_reference_snapshot_scores_the_same(
