@@ -411,9 +411,10 @@ _DOC_TAIL = """
 ## How the numbers are made
 
 - **Entity history** is additive state. Events (declarations filed; outcomes recorded) are
-  counted per entity key strictly before each row's `declared_at` (rows sorted once by time,
-  then by key, and scanned; outcome totals read by a backward as-of join that excludes exact
-  matches), so items of one declaration never see each other. Windowed counts are the
+  counted per entity key strictly before each row's `declared_at` (the rows are walked once
+  in time order per entity by a native pass, and each row reads its key's state as it was
+  before its time: outcomes recorded strictly earlier, declarations filed strictly earlier),
+  so items of one declaration never see each other. Windowed counts are the
   declarations between t - window and t. Outcomes count from their `recorded_at`; an
   outcome recorded before its own declaration, or more than `outcome_horizon_days` after it,
   is ignored, so a row's own result can never reach its features.
