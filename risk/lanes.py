@@ -280,9 +280,14 @@ def _fill(
     rows = np.flatnonzero(data.get_column("_eligible").to_numpy())
     mask = np.zeros(frame.height, dtype=bool)
     keys = frame.get_column("truck_key")
-    # Crossings are few: each one's eligible rows by a mask (in row order), no sort.
+    # Rows grouped by crossing, in row order within one: crossings are few, and NumPy's
+    # stable sort of 16-bit integers is a radix sort.
     of_row = crossing[rows]
-    for mine in (rows[of_row == c] for c in np.flatnonzero(np.bincount(of_row))):
+    if len(rows) and of_row.max() < 1 << 16:
+        of_row = of_row.astype(np.uint16)
+    rows = rows[np.argsort(of_row, kind="stable")]
+    starts = np.flatnonzero(np.diff(crossing[rows], prepend=-1))
+    for mine in np.split(rows, starts[1:]) if len(rows) else []:
         ranked = _best_first(mine, value, risk, spent, limit, keys)
         used = np.cumsum(spent[ranked])
         mask[ranked[used <= limit[ranked] + 1e-9]] = True
