@@ -123,3 +123,28 @@ def test_nulls_and_nan_risks_are_left_to_the_group_by() -> None:
     assert (
         run_totals(starts, risk=frame["v"].fill_null(0.0), **{**common, "duty": frame["v"]}) is None
     )
+
+
+def test_least_text_compares_bytes_then_length() -> None:
+    rng = np.random.default_rng(12)
+    letters = ["a", "b", "z", "é", "\u00ff", "1", "Ё"]
+    n = 6_000
+    texts = ["".join(rng.choice(letters, int(rng.integers(0, 21)))) for _ in range(n)]
+    groups = _groups(13, n, 900)
+    frame = pl.DataFrame({"g": _texts(groups, long=False), "d": texts}).with_columns(
+        risk=pl.lit(0.5), v=pl.lit(1.0), when=pl.lit(0, dtype=pl.Int64)
+    )
+    starts = run_starts(frame, ["g"])
+    assert starts is not None
+    totals = run_totals(
+        starts,
+        risk=frame["risk"],
+        log_terms=frame["v"],
+        duty=frame["v"],
+        when=frame["when"],
+        parts=np.arange(n),  # every row a part of its own
+        texts=frame["d"],
+    )
+    assert totals is not None and totals.least_part_row is not None
+    expected = frame.group_by("g", maintain_order=True).agg(pl.col("d").min())
+    assert frame["d"].gather(totals.least_part_row).to_list() == expected["d"].to_list()
