@@ -777,6 +777,24 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         return _KERNELS
 
 
+_POLARS_TYPES: dict[np.dtype[Any], pl.DataType] = {
+    np.dtype(np.int64): pl.Int64(),
+    np.dtype(np.uint64): pl.UInt64(),
+    np.dtype(np.int32): pl.Int32(),
+    np.dtype(np.int8): pl.Int8(),
+    np.dtype(np.float64): pl.Float64(),
+}
+
+
+def room(size: int, dtype: Any, fill: int = 0) -> np.ndarray:
+    """An array of ``size`` ``fill`` values for a kernel to fill (through its address: NumPy
+    sees it read-only), in memory from Polars' allocator, which reuses what it frees: NumPy
+    asks the system for fresh (huge) pages for large arrays, and their faults cost as much
+    system time as the kernels take (as ``features.entity_kernel`` found)."""
+    polars_type = _POLARS_TYPES[np.dtype(dtype)]
+    return pl.repeat(fill, max(size, 1), dtype=polars_type, eager=True).to_numpy()[:size]
+
+
 def _shift(capacity: int) -> int:
     """The shift of a table of at least twice ``capacity`` slots (a power of two)."""
     bits = max(4, int(capacity * 2 - 1).bit_length())
@@ -785,7 +803,7 @@ def _shift(capacity: int) -> int:
 
 def _free_table(shift: int) -> tuple[np.ndarray, np.ndarray]:
     size = 1 << (64 - shift)
-    return np.empty(size, dtype=np.uint64), np.full(size, -1, dtype=np.int32)
+    return room(size, np.uint64), room(size, np.int32, -1)
 
 
 def _hashes(series: pl.Series) -> np.ndarray:
@@ -796,7 +814,7 @@ def _hashes(series: pl.Series) -> np.ndarray:
 def present(series: pl.Series) -> np.ndarray:
     """1 where a column has a value, 0 where it is null (int8)."""
     if series.null_count() == 0:
-        return np.ones(series.len(), dtype=np.int8)
+        return room(series.len(), np.int8, 1)
     return series.is_not_null().to_numpy().view(np.int8)
 
 
@@ -829,8 +847,8 @@ def dense_codes(columns: Sequence[pl.Series], *, guess: int | None = None) -> Co
         shift = _shift(capacity)
         table_keys, table_codes = _free_table(shift)
         state = np.array([0, -1, capacity], dtype=np.int64)
-        firsts = np.empty(capacity, dtype=np.int64)
-        codes = [np.empty(n, dtype=np.int32) for _ in columns]
+        firsts = room(capacity, np.int64)
+        codes = [room(n, np.int32) for _ in columns]
         for j, (h, v, out) in enumerate(zip(hashes, valid, codes, strict=True)):
             status = dense(
                 n, pointer(h), pointer(v), shift, pointer(table_keys), pointer(table_codes),
@@ -865,11 +883,11 @@ def _short_codes(columns: Sequence[pl.Series], guess: int) -> Codes | None:
     while True:
         shift = _shift(capacity)
         size = 1 << (64 - shift)
-        table_w0, table_w1 = np.empty(size, dtype=np.uint64), np.empty(size, dtype=np.uint64)
-        table_codes = np.full(size, -1, dtype=np.int32)
+        table_w0, table_w1 = room(size, np.uint64), room(size, np.uint64)
+        table_codes = room(size, np.int32, -1)
         state = np.array([0, -1, capacity], dtype=np.int64)
-        firsts = np.empty(capacity, dtype=np.int64)
-        codes = [np.empty(n, dtype=np.int32) for _ in columns]
+        firsts = room(capacity, np.int64)
+        codes = [room(n, np.int32) for _ in columns]
         for j, (array, out) in enumerate(zip(arrays, codes, strict=True)):
             validity, views = array.buffers()[:2]
             status = kernel(
@@ -982,10 +1000,10 @@ def trip_codes(
     while True:
         shift = _shift(capacity)
         size = 1 << (64 - shift)
-        table_ab, table_c = np.empty(size, dtype=np.uint64), np.empty(size, dtype=np.uint64)
-        table_codes = np.full(size, -1, dtype=np.int32)
-        codes = np.empty(n, dtype=np.int32)
-        firsts = np.empty(capacity, dtype=np.int64)
+        table_ab, table_c = room(size, np.uint64), room(size, np.uint64)
+        table_codes = room(size, np.int32, -1)
+        codes = room(n, np.int32)
+        firsts = room(capacity, np.int64)
         count = function(
             n, pointer(truck.codes[0]), pointer(has_truck), pointer(declaration), pointer(at),
             pointer(crossing_codes), pointer(valid), shift,
@@ -1030,22 +1048,22 @@ def trip_totals(
     values = np.ascontiguousarray(value.fill_null(0.0).to_numpy(), dtype=np.float64)
     masses = np.ascontiguousarray(gross.fill_null(0.0).to_numpy(), dtype=np.float64)
     value_valid, gross_valid = present(value), present(gross)
-    per_trip = [np.empty(nt + 1, dtype=np.int64), np.empty(nt, dtype=np.int64)]
-    per_trip += [np.empty(nt, dtype=np.int64)]
-    per_trip += [np.empty(nt, dtype=np.float64) for _ in range(2)]
-    per_trip += [np.empty(nt, dtype=np.int64) for _ in range(3)]
-    marks = [np.empty(max(count, 1), dtype=np.int32) for count in
+    per_trip = [room(nt + 1, np.int64), room(nt, np.int64)]
+    per_trip += [room(nt, np.int64)]
+    per_trip += [room(nt, np.float64) for _ in range(2)]
+    per_trip += [room(nt, np.int64) for _ in range(3)]
+    marks = [room(max(count, 1), np.int32) for count in
              (declarations, importer.count, chapter.count)]  # fmt: skip
-    per_declaration = [np.empty(declarations, dtype=np.int64), np.empty(declarations, np.float64)]
-    order = np.empty(n, dtype=np.int64)
+    per_declaration = [room(declarations, np.int64), room(declarations, np.float64)]
+    order = room(n, np.int64)
     out = TripTotals(
-        declaration_items=np.empty(n, dtype=np.int64),
-        declaration_value=np.empty(n, dtype=np.float64),
-        trip_declarations=np.empty(n, dtype=np.int64),
-        trip_items=np.empty(n, dtype=np.int64),
-        trip_importers=np.empty(n, dtype=np.int64),
-        trip_chapters=np.empty(n, dtype=np.int64),
-        trip_value=np.empty(n, dtype=np.float64),
+        declaration_items=room(n, np.int64),
+        declaration_value=room(n, np.float64),
+        trip_declarations=room(n, np.int64),
+        trip_items=room(n, np.int64),
+        trip_importers=room(n, np.int64),
+        trip_chapters=room(n, np.int64),
+        trip_value=room(n, np.float64),
         trip_gross=per_trip[4],
     )
     _kernels()["row_trip_totals"](
@@ -1085,12 +1103,12 @@ def nearest_readings(
     r_weights = np.ascontiguousarray(readings.get_column("weighbridge_kg").to_numpy())
     shift = _shift(max(m, 8))
     table_keys, table_codes = _free_table(shift)
-    starts = np.empty(m + 2, dtype=np.int64)
-    order = np.empty(max(m, 1), dtype=np.int64)
-    group = np.empty(max(m, 1), dtype=np.int32)
-    group_of_key = np.empty(max(keys.size, 1), dtype=np.int32)
-    ratio = np.empty(n, dtype=np.float64)
-    valid = np.empty(n, dtype=np.int8)
+    starts = room(m + 2, np.int64)
+    order = room(max(m, 1), np.int64)
+    group = room(max(m, 1), np.int32)
+    group_of_key = room(max(keys.size, 1), np.int32)
+    ratio = room(n, np.float64)
+    valid = room(n, np.int8)
     _kernels()["row_nearest_readings"](
         m, pointer(r_keys), pointer(r_times), pointer(r_weights),
         shift, pointer(table_keys), pointer(table_codes), pointer(starts), pointer(order),
@@ -1148,8 +1166,8 @@ def local_signals(
     registered_valid = registered_valid & present(items.get_column("declared_at"))
     d1, d1_valid = integers("importer_declarations_1d", np.int64)
     d30, d30_valid = integers("importer_declarations_30d", np.int64)
-    f64 = [np.empty(n, dtype=np.float64) for _ in range(5)]
-    i8 = [np.empty(n, dtype=np.int8) for _ in range(8)]
+    f64 = [room(n, np.float64) for _ in range(5)]
+    i8 = [room(n, np.int8) for _ in range(8)]
     gap, dgap, ratio, age, burst = f64
     gap_v, flag, dgap_v, dflag, rounded, ratio_v, age_v, burst_v = i8
     _kernels()["row_local_signals"](
@@ -1180,7 +1198,7 @@ def lookup(codes: np.ndarray, table: pl.Series) -> pl.Series:
     n = codes.size
     values = np.ascontiguousarray(table.fill_null(0).to_numpy(), dtype=np.int32)
     there = present(table)
-    out, out_valid = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int8)
+    out, out_valid = room(n, np.int32), room(n, np.int8)
     codes = np.ascontiguousarray(codes, dtype=np.int32)
     _kernels()["row_lookup"](
         n, pointer(codes), pointer(values), pointer(there), pointer(out), pointer(out_valid)
@@ -1202,7 +1220,7 @@ def route_flags(
 
     missing = flag(countries.is_null())
     cn, kz, member = flag(countries == "CN"), flag(countries == "KZ"), flag(countries.is_in(eaeu))
-    differs, differs_valid, cn_kz, from_eaeu = (np.empty(n, dtype=np.int8) for _ in range(4))
+    differs, differs_valid, cn_kz, from_eaeu = (room(n, np.int8) for _ in range(4))
     _kernels()["row_route_flags"](
         n, pointer(origin), pointer(dispatch), pointer(missing), pointer(cn), pointer(kz),
         pointer(member), pointer(differs), pointer(differs_valid), pointer(cn_kz),
