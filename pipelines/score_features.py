@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 KEYS = ["declaration_id", "item_no"]
 TRUCK = ["truck_key", "crossing"]
 ROW = "_row"
+# Columns of ``DeclarationItem`` the feature pipeline never reads (unless the feature config
+# names one as an extra categorical).
+UNREAD_BY_FEATURES = ("goods_description", "vehicle_plate", "soft_flags")
 
 
 class Scorer(Protocol):
@@ -152,8 +155,15 @@ def compute_features(
         past = scoring_profiles(past)
     else:
         declarations_then = declarations
+    # Free text and other columns no feature reads stay behind: the pipeline copies the
+    # columns it is given into one piece each (goods descriptions are a third of a batch).
+    unread = [
+        c
+        for c in UNREAD_BY_FEATURES
+        if c in declarations_then.columns and c not in scorer.feature_config.extra_categoricals
+    ]
     frame = build_features(
-        declarations_then.lazy(),
+        declarations_then.drop(unread).lazy(),
         empty(InspectionOutcome).lazy(),
         profiles=past,
         config=scorer.feature_config,
