@@ -258,14 +258,20 @@ NATIVE_TYPES = {
 }
 
 
-def native_ready(items: pl.DataFrame) -> bool:
+def native_ready(items: pl.DataFrame, *, entity_features: bool = True) -> bool:
     """Whether ``row_totals``, ``weighbridge_gaps`` and ``local_signals`` take these items: a
-    naive ``declared_at`` and the types of ``NATIVE_TYPES``."""
+    naive ``declared_at`` and the types of ``NATIVE_TYPES`` (without ``entity_features``,
+    those of the items' own columns: ``row_totals`` and ``weighbridge_gaps`` alone read
+    items that do not carry their entity features yet)."""
     dtype = items.schema.get("declared_at")
     return (
         isinstance(dtype, pl.Datetime)
         and dtype.time_zone is None
-        and all(items.schema.get(name) == type_ for name, type_ in NATIVE_TYPES.items())
+        and all(
+            items.schema.get(name) == type_
+            for name, type_ in NATIVE_TYPES.items()
+            if entity_features or not name.startswith("importer_declarations")
+        )
     )
 
 

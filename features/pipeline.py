@@ -169,18 +169,27 @@ def _profile_mode(
         [profiles.pending_items.lazy(), items.lazy().select(profiles.pending_items.columns)]
     )
     judged = history.outcome_items(new_outcomes.lazy(), known_items, config).collect(engine=ENGINE)
-    # The price reference and the entity history are independent: computed side by side, each
-    # one's single-threaded stretches leave the other a core.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # The price reference, the entity history and the trips' passes over the rows are
+    # independent: computed side by side, each one's single-threaded stretches leave the
+    # others a core (the kernels and Polars release the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
         reference = pool.submit(
             lambda: profiles.reference.transform(items.lazy()).collect(engine=ENGINE)
         )
         order = history.batch_order(items)
+        passes = None
+        if behaviour.native_ready(items, entity_features=False):
+            coded = items.with_columns(order.declaration_of_row.alias(history.DECLARATION))
+            passes = pool.submit(_row_passes, coded, config, arrivals)
         entity_features = history.batch_entity_features(
             items, judged, profiles.events, config, order
         )
         frame = _beside(items, order, entity_features, reference.result())
-    return _item_signals(frame, config, arrivals).collect(engine=ENGINE).lazy()
+        return (
+            _item_signals(frame, config, arrivals, passes.result() if passes is not None else None)
+            .collect(engine=ENGINE)
+            .lazy()
+        )
 
 
 def _beside(
@@ -202,30 +211,26 @@ def _beside(
 
 
 def _item_signals(
-    frame: pl.LazyFrame, config: FeatureConfig, arrivals: pl.LazyFrame | None
+    frame: pl.LazyFrame,
+    config: FeatureConfig,
+    arrivals: pl.LazyFrame | None,
+    passes: RowPasses | None = None,
 ) -> pl.LazyFrame:
     """The row-level signals of items that carry their entity and reference features, and
     the output columns of ``build_features``.
 
     The items are materialised here: trips, their totals, the weighbridge readings and the
-    country codes are counted by native kernels over the batch (``features.row_kernels``);
-    the elementwise signals stay expressions."""
+    country codes are counted by native kernels over the batch (``features.row_kernels``;
+    ``passes``: ``_row_passes`` already made of these rows); the elementwise signals stay
+    expressions."""
     items = frame.collect(engine=ENGINE)
     if not behaviour.native_ready(items):
         return _item_signals_by_expressions(items.lazy(), config, arrivals)
-    tolerance = timedelta(hours=config.arrival_tolerance_hours)
-    # Kernels release the GIL: the independent passes run two at a time.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        countries = pool.submit(route.country_columns, items)
-        totals = behaviour.row_totals(items, history.DECLARATION)
-        gap = pool.submit(behaviour.weighbridge_gaps, items, totals, arrivals, tolerance)
-        local = behaviour.local_signals(
-            items, totals, config.value_thresholds_usd, config.just_under_margin
-        )
-        routes = route.route_columns(items, totals.crossing, totals.chapter, countries.result())
-        signals = pl.concat(
-            [items, totals.columns, routes, gap.result().to_frame(), local], how="horizontal"
-        )
+    totals, routes, gap = passes if passes is not None else _row_passes(items, config, arrivals)
+    local = behaviour.local_signals(
+        items, totals, config.value_thresholds_usd, config.just_under_margin
+    )
+    signals = pl.concat([items, totals.columns, routes, gap.to_frame(), local], how="horizontal")
     return (
         signals.lazy()
         .with_columns(
@@ -237,6 +242,24 @@ def _item_signals(
         )
         .select(*KEYS, *PASSTHROUGH, *feature_columns(config))
     )
+
+
+RowPasses = tuple[behaviour.RowTotals, pl.DataFrame, pl.Series]
+
+
+def _row_passes(
+    items: pl.DataFrame, config: FeatureConfig, arrivals: pl.LazyFrame | None
+) -> RowPasses:
+    """The passes of ``_item_signals`` that read the items alone (with their declaration
+    code, ``history.DECLARATION``): trip and declaration totals, route columns and country
+    codes, the weighbridge gap. The kernels release the GIL: two passes run at a time."""
+    tolerance = timedelta(hours=config.arrival_tolerance_hours)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        countries = pool.submit(route.country_columns, items)
+        totals = behaviour.row_totals(items, history.DECLARATION)
+        gap = pool.submit(behaviour.weighbridge_gaps, items, totals, arrivals, tolerance)
+        routes = route.route_columns(items, totals.crossing, totals.chapter, countries.result())
+        return totals, routes, gap.result()
 
 
 def _item_signals_by_expressions(
