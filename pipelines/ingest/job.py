@@ -160,14 +160,17 @@ def read_source(
 
     quarantine = build_quarantine(failures, files, sections)
     bad = failures.get_column(ROW).unique().implode()
-    declarations = declarations.filter(~pl.col(ROW).is_in(bad))
+    if failures.height:  # else filtering would copy every column to keep every row
+        declarations = declarations.filter(~pl.col(ROW).is_in(bad))
     declarations = (
         with_soft_flags(declarations.lazy(), None if arrivals is None else arrivals.lazy())
         .drop(ROW)
         .collect()
     )
     if outcomes is not None:
-        outcomes = outcomes.filter(~pl.col(ROW).is_in(bad)).drop(ROW)
+        if failures.height:
+            outcomes = outcomes.filter(~pl.col(ROW).is_in(bad))
+        outcomes = outcomes.drop(ROW)
 
     counts = (
         quarantine.select(pl.col("field").str.split("; "), pl.col("rule").str.split("; "))

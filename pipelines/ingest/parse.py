@@ -283,9 +283,22 @@ def parse_columns(
         .with_columns(p.finish for p in plans)
         .drop(TEXT + p.field for p in plans if p.text is not None)
     )
-    if schema is DeclarationItem:
+    usd = specs.get("customs_value_usd")
+    if schema is DeclarationItem and not _never_null(raw, usd, pl.Float64()):
         parsed = parsed.with_columns(_derived_customs_value())
     return parsed
+
+
+def _never_null(raw: pl.DataFrame, spec: FieldSpec | None, dtype: pl.DataType) -> bool:
+    """Whether a Float64 field parses to a value in every row: read by a direct cast from a
+    numeric column without nulls (a cast of a number to Float64 never fails; a unit factor
+    or a default keeps a value a value). Then ``_derived_customs_value`` changes nothing."""
+    if dtype != pl.Float64 or spec is None or spec.constant is not None or spec.values:
+        return False
+    source = resolve_source(spec, raw.schema)
+    if source is None or not raw.schema[source].is_numeric():
+        return False
+    return raw.get_column(source).null_count() == 0
 
 
 def _derived_customs_value() -> pl.Expr:

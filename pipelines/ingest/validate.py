@@ -16,6 +16,7 @@ from functools import cache
 
 import dataframely as dy
 import polars as pl
+from dataframely._rule import Rule
 
 from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.parse import BAD, failure_code
@@ -142,9 +143,13 @@ def split(
 
     checked = checked_schema(schema, extras)
     frame = parsed.select(*fields, ROW, *extras)
-    valid, failure = checked.schema.filter(frame)
-    details = failure.details()
-    rule_columns = [c for c in details.columns if c not in checked.schema.columns()]
+    if _all_rules_hold(frame, checked.schema):
+        # dataframely's filter would copy every column to keep every row.
+        valid, details, rule_columns = frame, None, []
+    else:
+        valid, failure = checked.schema.filter(frame)
+        details = failure.details()
+        rule_columns = [c for c in details.columns if c not in checked.schema.columns()]
     broken = {
         **({"primary_key": duplicated(frame, checked.key)} if checked.key else {}),
         **{
@@ -175,13 +180,33 @@ def split(
     failures = pl.concat([parse_failures, schema_failures]).with_columns(
         pl.concat_str(pl.lit(prefix), pl.col("field")).alias("field")
     )
+    if not failures.height:
+        return valid, failures
     bad_rows = failures.get_column(ROW).unique()
     return valid.filter(~pl.col(ROW).is_in(bad_rows.implode())), failures
 
 
-def _invalid(details: pl.DataFrame, rules: list[str]) -> pl.DataFrame | None:
+def _all_rules_hold(frame: pl.DataFrame, schema: type[dy.Schema]) -> bool:
+    """Whether every row of ``frame`` passes every rule of ``schema`` (a rule's null is a
+    pass, as in dataframely), in one pass of aggregates; False also where dataframely must
+    decide: a column missing or of another type, or a rule over groups of rows."""
+    columns = schema.columns()
+    if any(name not in frame.schema for name in columns) or not all(
+        column.validate_dtype(frame.schema[name]) for name, column in columns.items()
+    ):
+        return False
+    rules = schema._validation_rules(with_cast=False)
+    if any(type(rule) is not Rule for rule in rules.values()):
+        return False
+    if not rules:
+        return True
+    held = pl.all_horizontal(rule.expr.fill_null(True).all() for rule in rules.values())
+    return bool(frame.select(held).item())
+
+
+def _invalid(details: pl.DataFrame | None, rules: list[str]) -> pl.DataFrame | None:
     """(row id, rule) of each rule a row of ``details`` breaks, rule by rule."""
-    if not rules or not details.height:
+    if details is None or not rules or not details.height:
         return None
     return (
         details.select(ROW, *rules)

@@ -1,0 +1,150 @@
+"""The hard rules' and the derived value's shortcuts change no result.
+
+``validate.split`` decides by one pass of aggregates that every rule holds (then dataframely's
+filter, which copies every column, is skipped); ``parse.parse_columns`` leaves out the
+derived USD value where the source gives one in every row. Each is held equal to the path
+it skips (forced by patching the proof to fail).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dataframely as dy
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipelines.ingest import parse as parse_module
+from pipelines.ingest import read_source, validate
+from pipelines.ingest.parse import BAD
+from pipelines.ingest.profile import FieldSpec
+from pipelines.ingest.validate import ROW
+from risk.schemas import DeclarationItem
+
+
+def parsed_items(n: int = 50, seed: int = 3) -> pl.DataFrame:
+    """Valid parsed-looking items: canonical columns, a row id, failure flags all False."""
+    rng = np.random.default_rng(seed)
+    overrides = {
+        "origin_country": rng.choice(["CN", "KZ", "RU", "TR"], n).tolist(),
+        "dispatch_country": rng.choice(np.array(["CN", "KZ", None], dtype=object), n).tolist(),
+        "destination_country": rng.choice(["RU", "KZ", "BY"], n).tolist(),
+        "hs_code": rng.choice(["8517120000", "0101", "847130"], n).tolist(),
+        "currency": rng.choice(["USD", "CNY", "RUB", "KZT", "EUR"], n).tolist(),
+    }
+    frame = DeclarationItem.sample(n, generator=dy.random.Generator(seed=seed), overrides=overrides)
+    return frame.with_columns(
+        pl.when(pl.col(pl.String).str.len_bytes() > 0).then(pl.col(pl.String)).name.keep(),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW),
+        pl.lit(False).alias(BAD + "item_no"),
+    )
+
+
+def general_split(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validate, "_all_rules_hold", lambda frame, schema: False)
+        return validate.split(parsed, DeclarationItem, ())
+
+
+# One value per rule that breaks it (and only it, on an otherwise valid row).
+BREAKS = [
+    ("origin_country", "ZY"),
+    ("dispatch_country", "ZY"),
+    ("destination_country", "kz"),
+    ("declaration_id", ""),
+    ("crossing", None),
+    ("importer_id", ""),
+    ("item_no", 0),
+    ("net_mass_kg", -1.0),
+    ("gross_mass_kg", float("nan")),
+    ("quantity", float("inf")),
+    ("invoice_value", None),
+    ("customs_value_usd", -0.5),
+    ("duty_rate_pct", float("-inf")),
+    ("hs_code", "12AB"),
+]
+
+
+def test_all_rules_hold_on_valid_items_and_split_keeps_every_row() -> None:
+    parsed = parsed_items()
+    checked = validate.checked_schema(DeclarationItem, ())
+    frame = parsed.select(*DeclarationItem.columns(), ROW)
+    assert validate._all_rules_hold(frame, checked.schema)
+    valid, failures = validate.split(parsed, DeclarationItem, ())
+    expected_valid, expected_failures = general_split(parsed)
+    assert_frame_equal(valid, expected_valid)
+    assert_frame_equal(failures, expected_failures)
+    assert valid.height == parsed.height and failures.height == 0
+
+
+@pytest.mark.parametrize(("column", "value"), BREAKS)
+def test_one_broken_value_takes_the_general_path(column: str, value: object) -> None:
+    parsed = parsed_items()
+    dtype = parsed.schema[column]
+    broken = parsed.with_columns(
+        pl.when(pl.col(ROW) == 7).then(pl.lit(value, dtype)).otherwise(pl.col(column)).alias(column)
+    )
+    checked = validate.checked_schema(DeclarationItem, ())
+    frame = broken.select(*DeclarationItem.columns(), ROW)
+    # The key and the HS pattern are settled apart; every other rule is in the aggregate.
+    assert validate._all_rules_hold(frame, checked.schema) == (column == "hs_code")
+    valid, failures = validate.split(broken, DeclarationItem, ())
+    expected_valid, expected_failures = general_split(broken)
+    assert_frame_equal(valid, expected_valid)
+    assert_frame_equal(failures, expected_failures)
+    assert failures.get_column(ROW).unique().to_list() == [7]
+    assert set(failures.get_column("field")) == {column}
+    assert valid.height == parsed.height - 1
+
+
+def test_a_column_of_another_type_is_left_to_dataframely() -> None:
+    checked = validate.checked_schema(DeclarationItem, ())
+    frame = parsed_items().select(*DeclarationItem.columns(), ROW)
+    assert not validate._all_rules_hold(
+        frame.with_columns(pl.col("item_no").cast(pl.Int64)), checked.schema
+    )
+    assert not validate._all_rules_hold(frame.drop("crossing"), checked.schema)
+
+
+@pytest.mark.parametrize("usd_nulls", [0, 3])
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_usd_value_derived_only_where_it_can_change(
+    tmp_path: Path, usd_nulls: int, suffix: str
+) -> None:
+    frame = parsed_items().drop(ROW, BAD + "item_no")
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) < usd_nulls)
+        .then(None)
+        .otherwise(pl.col("customs_value_usd"))
+        .alias("customs_value_usd")
+    )
+    path = tmp_path / f"items{suffix}"
+    if suffix == ".csv":
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path)
+    fast = read_source(path, "canonical")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parse_module, "_never_null", lambda raw, spec, dtype: False)
+        general = read_source(path, "canonical")
+    assert_frame_equal(fast.declarations, general.declarations)
+    assert_frame_equal(fast.quarantine, general.quarantine)
+    usd = fast.declarations.get_column("customs_value_usd")
+    assert usd.null_count() == 0 and fast.rows_valid == frame.height
+    if usd_nulls:  # derived from the invoice value at the reference rate
+        rates = dict(parse_module.currency_rates())
+        first = frame.row(0, named=True)
+        assert usd[0] == pytest.approx(first["invoice_value"] * rates[first["currency"]])
+
+
+def test_never_null_needs_a_numeric_float_source_without_nulls() -> None:
+    spec = FieldSpec(source=["usd"])
+    raw = pl.DataFrame({"usd": [1.0, 2.0], "text": ["1", "2"], "some": [1.0, None]})
+    assert parse_module._never_null(raw, spec, pl.Float64())
+    assert not parse_module._never_null(raw, spec, pl.Int32())
+    assert not parse_module._never_null(raw, FieldSpec(source=["text"]), pl.Float64())
+    assert not parse_module._never_null(raw, FieldSpec(source=["some"]), pl.Float64())
+    assert not parse_module._never_null(raw, FieldSpec(source=["absent"]), pl.Float64())
+    assert not parse_module._never_null(raw, None, pl.Float64())
