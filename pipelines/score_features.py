@@ -29,7 +29,13 @@ TRUCK = ["truck_key", "crossing"]
 ROW = "_row"
 # Columns of ``DeclarationItem`` the feature pipeline never reads (unless the feature config
 # names one as an extra categorical).
-UNREAD_BY_FEATURES = ("goods_description", "vehicle_plate", "soft_flags")
+UNREAD_BY_FEATURES = (
+    "goods_description",
+    "vehicle_plate",
+    "soft_flags",
+    "quantity_unit",
+    "currency",
+)
 
 
 class Scorer(Protocol):
@@ -162,8 +168,10 @@ def compute_features(
         for c in UNREAD_BY_FEATURES
         if c in declarations_then.columns and c not in scorer.feature_config.extra_categoricals
     ]
+    # The columns read are put in one piece each, once, here: Polars' in-memory engine would
+    # copy every column of a batch read in pieces single-threaded, kernels need them whole.
     frame = build_features(
-        declarations_then.drop(unread).lazy(),
+        declarations_then.drop(unread).rechunk().lazy(),
         empty(InspectionOutcome).lazy(),
         profiles=past,
         config=scorer.feature_config,
