@@ -99,24 +99,28 @@ def _flags_one_weighing_per_truck(
     keys or times of other types, go there too. A visit's gross masses are summed in row order
     (the as-of path sums them in order of declaration time).
     """
-    readings = arrivals.lazy().select(
-        truck_at_crossing().alias("key"), *TRUCK_KEYS, "arrived_at", "weighbridge_kg"
-    )
-    visits = readings.filter(_usable()).collect()
+    plain = arrivals.select(*TRUCK_KEYS, "arrived_at", "weighbridge_kg")
     if (
         not FIXED_WINDOW.fullmatch(window)
-        or any(items.schema[k] != pl.String or visits.schema[k] != pl.String for k in TRUCK_KEYS)
-        or visits.schema["arrived_at"] != items.schema["declared_at"]
+        or any(items.schema[k] != pl.String or plain.schema[k] != pl.String for k in TRUCK_KEYS)
+        or plain.schema["arrived_at"] != items.schema["declared_at"]
         or items.get_column("crossing").null_count()
         or items.get_column("declared_at").null_count()
-        or visits.get_column("crossing").null_count()
-        or visits.get_column("arrived_at").null_count()
-        or visits.get_column("key").n_unique() < visits.height
+        or plain.select(
+            (_usable() & pl.col(c).is_null()).any().alias(c) for c in ("crossing", "arrived_at")
+        )
+        .row(0)
+        .count(True)
     ):
         return None
     runs = run_starts(items, TRUCK_KEYS)
     if runs is not None and items.schema["gross_mass_kg"] == pl.Float64:
-        return _flags_by_truck_runs(items, readings.collect(), runs, tolerance, window)
+        # Readings matched by position need no hash; the others are checked there.
+        return _flags_by_truck_runs(items, plain, runs, tolerance, window)
+    readings = plain.lazy().with_columns(truck_at_crossing().alias("key"))
+    visits = readings.filter(_usable()).collect()
+    if visits.get_column("key").n_unique() < visits.height:
+        return None
     visit = (
         items.lazy()
         .select(truck_at_crossing().alias("key"))
@@ -161,7 +165,7 @@ def _flags_one_weighing_per_truck(
 
 def _usable() -> pl.Expr:
     """A reading that can flag: of a truck, with a weight."""
-    return pl.col("key").is_not_null() & pl.col("weighbridge_kg").is_not_null()
+    return pl.col("truck_id").is_not_null() & pl.col("weighbridge_kg").is_not_null()
 
 
 def _flags_by_truck_runs(
@@ -171,11 +175,13 @@ def _flags_by_truck_runs(
     each truck's run starts, ``risk.runs.run_starts``), None where a hash joined another truck.
 
     ``readings``: the arrivals as ``_flags_one_weighing_per_truck`` selects them, before
-    unusable ones (no truck, no weight) are left out. Each run, not each item, is matched to
-    its reading: by position when the arrivals list the queue's trucks in its order (a queue is
-    its trucks in order of arrival), else by the same hash join. One native pass then sums
-    each visit's gross masses (compensated, in row order, as Polars' group sum) and compares
-    them with the reading.
+    unusable ones (no truck, no weight) are left out (with or without their hash, ``key``).
+    Each run, not each item, is matched to its reading: by position when the arrivals list the
+    queue's trucks in its order (a queue is its trucks in order of arrival), else by the same
+    hash join, for which the usable readings' hashes must be distinct (else None: a truck
+    weighed twice, or two trucks of one hash). One native pass then sums each visit's gross
+    masses (compensated, in row order, as Polars' group sum) and compares them with the
+    reading.
     """
     heads = items.select(list(TRUCK_KEYS))[runs[:-1]]
     index = pl.int_range(pl.len(), dtype=pl.get_index_type())
@@ -183,7 +189,11 @@ def _flags_by_truck_runs(
         # Keys in runs are distinct, so no other reading has a run's key.
         visit = readings.select(pl.when(_usable()).then(index)).to_series()
     else:
+        if "key" not in readings.columns:
+            readings = readings.with_columns(truck_at_crossing().alias("key"))
         visits = readings.with_columns(index.alias("visit")).filter(_usable())
+        if visits.get_column("key").n_unique() < visits.height:
+            return None
         visit = (
             heads.lazy()
             .select(truck_at_crossing().alias("key"))

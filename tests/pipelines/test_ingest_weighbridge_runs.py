@@ -103,3 +103,66 @@ def test_masses_are_summed_as_polars_sums_them() -> None:
     flags = soft_rules._flags_one_weighing_per_truck(items, arrivals, 0.0, "1d")
     assert flags is not None
     assert_series_equal(flags, general_flags(items, arrivals).alias(flags.name))
+
+
+def _in_queue_order(seed: int, trucks: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Items truck by truck and one arrival per truck of the queue, in its order."""
+    items, arrivals = _queue(seed, trucks)
+    runs = run_starts(items, soft_rules.TRUCK_KEYS)
+    assert runs is not None
+    heads = items.select(soft_rules.TRUCK_KEYS)[runs[:-1]]
+    arrivals = heads.join(
+        arrivals, on=list(soft_rules.TRUCK_KEYS), how="left", maintain_order="left"
+    ).with_columns(pl.col("arrived_at").fill_null(START))
+    return items, arrivals
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_readings_in_queue_order_are_never_hashed(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    items, arrivals = _in_queue_order(seed, 25)
+    expected = general_flags(items, arrivals)
+
+    def no_hash() -> pl.Expr:
+        raise AssertionError("hashed")
+
+    monkeypatch.setattr(soft_rules, "truck_at_crossing", no_hash)
+    flags = soft_rules._flags_one_weighing_per_truck(items, arrivals, *ARGS)
+    assert flags is not None
+    assert_series_equal(flags, expected, check_names=False)
+
+
+def test_a_truck_weighed_twice_out_of_queue_order_takes_the_general_path() -> None:
+    items, arrivals = _in_queue_order(4, 12)
+    arrivals = arrivals.with_columns(weighbridge_kg=pl.lit(500.0))
+    twice = pl.concat([arrivals, arrivals.head(1)]).reverse()  # the first truck weighed twice
+    runs = run_starts(items, soft_rules.TRUCK_KEYS)
+    assert runs is not None
+    assert soft_rules._flags_by_truck_runs(items, twice, runs, *ARGS) is None
+    assert soft_rules._flags_one_weighing_per_truck(items, twice, *ARGS) is None
+    # Weighed twice with one reading of no weight: one usable reading, the runs decide.
+    unweighed = twice.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(None)
+        .otherwise(pl.col("weighbridge_kg"))
+        .alias("weighbridge_kg")
+    )
+    flags = soft_rules._flags_one_weighing_per_truck(items, unweighed, *ARGS)
+    assert flags is not None
+    assert_series_equal(flags, general_flags(items, unweighed), check_names=False)
+
+
+def test_a_missing_arrival_time_matters_only_on_a_usable_reading() -> None:
+    items, arrivals = _in_queue_order(6, 12)
+    first = pl.int_range(pl.len()) == 0
+    no_time = pl.when(first).then(None).otherwise(pl.col("arrived_at")).alias("arrived_at")
+    weighed = arrivals.with_columns(no_time, weighbridge_kg=pl.lit(500.0))
+    assert soft_rules._flags_one_weighing_per_truck(items, weighed, *ARGS) is None
+    unweighed = weighed.with_columns(
+        pl.when(first).then(None).otherwise(pl.col("weighbridge_kg")).alias("weighbridge_kg")
+    )
+    flags = soft_rules._flags_one_weighing_per_truck(items, unweighed, *ARGS)
+    assert flags is not None
+    assert_series_equal(flags, general_flags(items, unweighed), check_names=False)
+    assert flags.null_count() < flags.len()
