@@ -14,9 +14,10 @@ import ctypes
 from functools import cache
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from risk.native import I1, I8, I64, Kernel
+from risk.native import I1, I8, I32, I64, Kernel, pointer
 from risk.runs import cached_kernel, locate_text, string_views
 
 # UTF-8 white space beyond ASCII (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029,
@@ -121,3 +122,69 @@ def _space_at_ends(k: Kernel, data: Any, size: Any) -> Any:
             in_pairs = b.or_(in_pairs, b.icmp_unsigned("==", pair, k.const(value)))
         found.set(b.or_(found.get(), in_pairs))
     return found.get()
+
+
+def all_in_pairs(column: pl.Series, pairs: frozenset[str]) -> bool:
+    """True when every non-null cell of ``column`` (text) is one of ``pairs``, texts of two
+    bytes each (``is_in(pairs)``, nulls passing), in one native pass over its Arrow views."""
+    table = np.zeros(1 << 16, dtype=np.uint8)
+    for pair in pairs:
+        first, second = pair.encode()  # exactly two bytes, else ValueError
+        table[first << 8 | second] = 1
+    for chunk in column.get_chunks():
+        views, buffers, held = string_views(chunk)
+        array = held[0]
+        validity = array.buffers()[0]
+        inside = _pairs_kernel()(
+            len(array),
+            views,
+            0 if validity is None else validity.address,
+            array.offset,
+            pointer(table),
+        )
+        if not inside:
+            return False
+    return True
+
+
+@cache
+def _pairs_kernel() -> Any:
+    argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    return cached_kernel(
+        "text_in_pairs", _build_pairs, [*argtypes, ctypes.c_void_p], ctypes.c_int64
+    )
+
+
+def _build_pairs() -> Kernel:
+    """Whether each present view is 2 bytes long (inline) and its bytes are marked in a
+    table of 65536 bytes (first byte * 256 + second)."""
+    i8p = I8.as_pointer()
+    k = Kernel("text_in_pairs", [I64, i8p, i8p, I64, i8p], ret=I64)
+    n, views, validity, offset, table = k.args
+    b = k.b
+    inside = k.var(I1, Kernel.const(1, I1))
+    row = k.var(I64, 0)
+    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
+    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), inside.get())):
+        at = row.get()
+        present = k.var(I1, Kernel.const(1, I1))
+        with b.if_then(has_validity):
+            bit = b.add(at, offset)
+            byte = k.load(validity, b.lshr(bit, k.const(3)))
+            shift = b.trunc(b.and_(bit, k.const(7)), I8)
+            valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
+            present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
+        with b.if_then(present.get()):
+            view = b.gep(views, [b.mul(at, k.const(16))])
+            length = b.load(b.bitcast(view, I32.as_pointer()))
+            with b.if_else(b.icmp_unsigned("==", length, Kernel.const(2, I32))) as (two, other):
+                with two:
+                    first = b.zext(b.load(b.gep(view, [k.const(4)])), I64)
+                    second = b.zext(b.load(b.gep(view, [k.const(5)])), I64)
+                    marked = k.load(table, b.or_(b.shl(first, k.const(8)), second))
+                    inside.set(b.icmp_unsigned("!=", marked, Kernel.const(0, I8)))
+                with other:
+                    inside.set(Kernel.const(0, I1))
+        row.set(b.add(at, k.const(1)))
+    b.ret(b.zext(inside.get(), I64))
+    return k

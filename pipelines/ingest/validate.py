@@ -10,7 +10,7 @@ rules.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -20,6 +20,8 @@ from dataframely._rule import Rule
 
 from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.parse import BAD, failure_code
+from pipelines.ingest.text_ends import all_in_pairs
+from risk.schemas import iso_countries
 
 ROW = "ingest_row_id"
 FAILURES_SCHEMA = {ROW: pl.Int64, "field": pl.String, "code": pl.String}
@@ -50,6 +52,9 @@ class CheckedSchema:
     order: dict[str, int]  # every rule's place in dataframely's order
     key: tuple[str, ...]  # the primary key, checked by ``duplicated`` ('primary_key')
     patterns: dict[str, str]  # column -> regex, tried once per distinct value ('column|regex')
+    # rule -> (column, codes of two bytes): rules that are ``is_in(codes)`` (nulls passing),
+    # proved for a whole frame by ``text_ends.all_in_pairs``
+    pairs: dict[str, tuple[str, frozenset[str]]]
 
 
 @cache
@@ -83,7 +88,29 @@ def checked_schema(schema: type[dy.Schema], extras: tuple[str, ...]) -> CheckedS
                     continue
             patterns[name] = column.regex
     checked = type(f"Checked{schema.__name__}", (dy.Schema,), {**columns, **rules})
-    return CheckedSchema(checked, order, key, patterns)
+    pairs = {
+        name: found
+        for name, rule in schema._schema_validation_rules().items()
+        if (found := _country_rule(rule.expr, columns)) is not None
+    }
+    return CheckedSchema(checked, order, key, patterns, pairs)
+
+
+def _country_rule(
+    expr: pl.Expr, columns: Mapping[str, dy.Column]
+) -> tuple[str, frozenset[str]] | None:
+    """(column, codes) when ``expr`` is ``risk.schemas``' country rule over a text column
+    (``is_in`` the ISO codes, or that or null), else None."""
+    codes = iso_countries()
+    if not all(len(code.encode()) == 2 for code in codes):
+        return None
+    for name, column in columns.items():
+        if column.dtype != pl.String:
+            continue
+        inside = pl.col(name).is_in(sorted(codes))
+        if expr.meta.eq(inside) or expr.meta.eq(inside | pl.col(name).is_null()):
+            return name, codes
+    return None
 
 
 def mismatched(column: pl.Series, pattern: str) -> pl.Series:
@@ -143,7 +170,7 @@ def split(
 
     checked = checked_schema(schema, extras)
     frame = parsed.select(*fields, ROW, *extras)
-    if _all_rules_hold(frame, checked.schema):
+    if _all_rules_hold(frame, checked.schema, checked.pairs):
         # dataframely's filter would copy every column to keep every row.
         valid, details, rule_columns = frame, None, []
     else:
@@ -186,10 +213,15 @@ def split(
     return valid.filter(~pl.col(ROW).is_in(bad_rows.implode())), failures
 
 
-def _all_rules_hold(frame: pl.DataFrame, schema: type[dy.Schema]) -> bool:
+def _all_rules_hold(
+    frame: pl.DataFrame,
+    schema: type[dy.Schema],
+    pairs: Mapping[str, tuple[str, frozenset[str]]] | None = None,
+) -> bool:
     """Whether every row of ``frame`` passes every rule of ``schema`` (a rule's null is a
-    pass, as in dataframely), in one pass of aggregates; False also where dataframely must
-    decide: a column missing or of another type, or a rule over groups of rows."""
+    pass, as in dataframely), in one pass of aggregates, the rules of ``pairs`` (rule ->
+    column, codes) by a native pass each; False also where dataframely must decide: a column
+    missing or of another type, or a rule over groups of rows."""
     columns = schema.columns()
     if any(name not in frame.schema for name in columns) or not all(
         column.validate_dtype(frame.schema[name]) for name, column in columns.items()
@@ -198,9 +230,14 @@ def _all_rules_hold(frame: pl.DataFrame, schema: type[dy.Schema]) -> bool:
     rules = schema._validation_rules(with_cast=False)
     if any(type(rule) is not Rule for rule in rules.values()):
         return False
-    if not rules:
+    pairs = pairs or {}
+    for column, codes in pairs.values():
+        if not all_in_pairs(frame.get_column(column), codes):
+            return False
+    rest = [rule.expr for name, rule in rules.items() if name not in pairs]
+    if not rest:
         return True
-    held = pl.all_horizontal(rule.expr.fill_null(True).all() for rule in rules.values())
+    held = pl.all_horizontal(expr.fill_null(True).all() for expr in rest)
     return bool(frame.select(held).item())
 
 

@@ -14,14 +14,17 @@ import dataframely as dy
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from pipelines.ingest import parse as parse_module
 from pipelines.ingest import read_source, validate
 from pipelines.ingest.parse import BAD
 from pipelines.ingest.profile import FieldSpec
+from pipelines.ingest.text_ends import all_in_pairs
 from pipelines.ingest.validate import ROW
-from risk.schemas import DeclarationItem
+from risk.schemas import DeclarationItem, iso_countries
 
 
 def parsed_items(n: int = 50, seed: int = 3) -> pl.DataFrame:
@@ -44,7 +47,7 @@ def parsed_items(n: int = 50, seed: int = 3) -> pl.DataFrame:
 
 def general_split(parsed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(validate, "_all_rules_hold", lambda frame, schema: False)
+        patch.setattr(validate, "_all_rules_hold", lambda *args: False)
         return validate.split(parsed, DeclarationItem, ())
 
 
@@ -53,6 +56,8 @@ BREAKS = [
     ("origin_country", "ZY"),
     ("dispatch_country", "ZY"),
     ("destination_country", "kz"),
+    ("origin_country", "CNN"),
+    ("dispatch_country", "C"),
     ("declaration_id", ""),
     ("crossing", None),
     ("importer_id", ""),
@@ -148,3 +153,43 @@ def test_never_null_needs_a_numeric_float_source_without_nulls() -> None:
     assert not parse_module._never_null(raw, FieldSpec(source=["some"]), pl.Float64())
     assert not parse_module._never_null(raw, FieldSpec(source=["absent"]), pl.Float64())
     assert not parse_module._never_null(raw, None, pl.Float64())
+
+
+def test_the_country_rules_are_proved_natively() -> None:
+    pairs = validate.checked_schema(DeclarationItem, ()).pairs
+    assert pairs == {
+        f"{c}_is_iso": (c, iso_countries())
+        for c in ("origin_country", "dispatch_country", "destination_country")
+    }
+
+
+CODES = frozenset({"CN", "KZ", "RU", "Ё"})  # "Ё": two bytes of UTF-8
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["CN", "KZ", "RU", "Ёx", "Ё", "cn", "C", "CNN", "", "KZ ", "RUB"]),
+            st.text(max_size=3),
+        ),
+        max_size=30,
+    ),
+    cut=st.integers(0, 5),
+)
+def test_all_in_pairs_is_dataframelys_is_in(values: list[str | None], cut: int) -> None:
+    column = pl.Series(values, dtype=pl.String)
+    chunked = pl.concat([column, column.slice(cut)], rechunk=False).slice(cut)
+    for series in (column, chunked):
+        expected = series.is_in(sorted(CODES)).fill_null(True).all()
+        assert all_in_pairs(series, CODES) == expected
+
+
+def test_all_in_pairs_on_nulls_and_edges() -> None:
+    assert all_in_pairs(pl.Series([None, None], dtype=pl.String), CODES)
+    assert all_in_pairs(pl.Series([], dtype=pl.String), CODES)
+    assert all_in_pairs(pl.Series(["KZ", None, "CN"]), CODES)
+    assert not all_in_pairs(pl.Series(["KZ", None, "ZZ"]), CODES)
+    assert not all_in_pairs(pl.Series(["KZ", "K"]), CODES)
+    assert not all_in_pairs(pl.Series(["KZ", "KZZ"]), CODES)
