@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,15 @@ def _parse_all(
     return pl.concat(frames, how="diagonal").with_columns(flags.fill_null(False))
 
 
+def _with_soft_flags(declarations: pl.DataFrame, arrivals: pl.DataFrame | None) -> pl.DataFrame:
+    """The rows with their ``soft_flags``, without the row id."""
+    return (
+        with_soft_flags(declarations.lazy(), None if arrivals is None else arrivals.lazy())
+        .drop(ROW)
+        .collect()
+    )
+
+
 def read_source(
     paths: PathLike | Sequence[PathLike],
     profile: str | Path | SourceProfile,
@@ -136,9 +146,17 @@ def read_source(
 
     extras = _extras(profile, files)
     parsed = _parse_all(files, profile.declarations, DeclarationItem, profile, extras)
-    declarations, failures = split(parsed, DeclarationItem, tuple(n for n, _ in extras))
-    derived = [f for f in DeclarationItem.columns() if f not in profile.declarations]
-    failures = drop_consequences(failures, derived)
+    names = tuple(n for n, _ in extras)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The soft rules on every parsed row, on a second thread beside the hard rules (the
+        # kernels and Polars release the GIL): the result when no row fails.
+        every_row = parsed.select(*DeclarationItem.columns(), ROW, *names)
+        flagged = pool.submit(_with_soft_flags, every_row, arrivals)
+        declarations, failures = split(parsed, DeclarationItem, names)
+        derived = [f for f in DeclarationItem.columns() if f not in profile.declarations]
+        failures = drop_consequences(failures, derived)
+        if failures.height:
+            flagged.cancel()
     sections: dict[str, tuple[Mapping[str, FieldSpec], type[dy.Schema]]] = {
         "": (profile.declarations, DeclarationItem)
     }
@@ -160,13 +178,10 @@ def read_source(
 
     quarantine = build_quarantine(failures, files, sections)
     bad = failures.get_column(ROW).unique().implode()
-    if failures.height:  # else filtering would copy every column to keep every row
-        declarations = declarations.filter(~pl.col(ROW).is_in(bad))
-    declarations = (
-        with_soft_flags(declarations.lazy(), None if arrivals is None else arrivals.lazy())
-        .drop(ROW)
-        .collect()
-    )
+    if failures.height:
+        declarations = _with_soft_flags(declarations.filter(~pl.col(ROW).is_in(bad)), arrivals)
+    else:  # every row kept: flagged beside the hard rules
+        declarations = flagged.result()
     if outcomes is not None:
         if failures.height:
             outcomes = outcomes.filter(~pl.col(ROW).is_in(bad))

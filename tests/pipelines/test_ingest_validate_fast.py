@@ -8,6 +8,7 @@ it skips (forced by patching the proof to fail).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import dataframely as dy
@@ -193,3 +194,46 @@ def test_all_in_pairs_on_nulls_and_edges() -> None:
     assert not all_in_pairs(pl.Series(["KZ", None, "ZZ"]), CODES)
     assert not all_in_pairs(pl.Series(["KZ", "K"]), CODES)
     assert not all_in_pairs(pl.Series(["KZ", "KZZ"]), CODES)
+
+
+def _truck_items(gross: list[float], invoice: list[float]) -> pl.DataFrame:
+    n = len(gross)
+    return (
+        parsed_items(n)
+        .drop(ROW, BAD + "item_no")
+        .with_columns(
+            crossing=pl.lit("A"),
+            truck_id=pl.lit("T1"),
+            declared_at=pl.lit(dt.datetime(2025, 10, 1)).cast(pl.Datetime("us")),
+            gross_mass_kg=pl.Series(gross),
+            net_mass_kg=pl.lit(1.0),
+            invoice_value=pl.Series(invoice),
+        )
+    )
+
+
+@pytest.mark.parametrize("with_arrivals", [True, False])
+def test_soft_flags_beside_the_hard_rules_see_only_the_rows_kept(
+    tmp_path: Path, with_arrivals: bool
+) -> None:
+    """One truck of three items weighed at 20 kg: with all three (30 kg declared) it is far
+    off; with the third quarantined (20 kg declared) it is not."""
+    arrivals = pl.DataFrame(
+        {
+            "crossing": ["A"],
+            "truck_id": ["T1"],
+            "arrived_at": [dt.datetime(2025, 10, 1, 6)],
+            "weighbridge_kg": [20.0],
+        }
+    ).with_columns(pl.col("arrived_at").cast(pl.Datetime("us")))
+    given_arrivals = arrivals if with_arrivals else None
+    clean = _truck_items([10.0, 10.0, 10.0], [1.0, 1.0, 1.0])
+    broken = _truck_items([10.0, 10.0, 10.0], [1.0, 1.0, -1.0])
+    clean.write_parquet(tmp_path / "clean.parquet")
+    broken.write_parquet(tmp_path / "broken.parquet")
+    kept = read_source(tmp_path / "clean.parquet", "canonical", arrivals=given_arrivals)
+    cut = read_source(tmp_path / "broken.parquet", "canonical", arrivals=given_arrivals)
+    far = ["weight_far_from_weighbridge"] if with_arrivals else []
+    assert kept.declarations["soft_flags"].to_list() == [far] * 3
+    assert cut.rows_quarantined == 1
+    assert cut.declarations["soft_flags"].to_list() == [[], []]
