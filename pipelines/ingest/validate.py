@@ -21,6 +21,7 @@ from dataframely._rule import Rule
 from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.parse import BAD, failure_code
 from pipelines.ingest.text_ends import all_in_pairs
+from risk.runs import run_starts
 from risk.schemas import iso_countries
 
 ROW = "ingest_row_id"
@@ -131,6 +132,8 @@ def duplicated(frame: pl.DataFrame, key: Sequence[str]) -> pl.Series:
     repeated ones, much faster than hashing them again); only rows of a repeated hash are
     compared by value.
     """
+    if _distinct_by_runs(frame, key):
+        return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
     whole = pl.struct(*key)
     hashes = frame.select(_key_hash(key)).to_series()
     ordered = hashes.sort(multithreaded=False)
@@ -140,6 +143,29 @@ def duplicated(frame: pl.DataFrame, key: Sequence[str]) -> pl.Series:
     maybe = hashes.is_in(repeated.unique().implode())
     exact = frame.filter(maybe).select(whole.is_duplicated()).to_series()
     return maybe.scatter(maybe.arg_true(), exact)
+
+
+def _distinct_by_runs(frame: pl.DataFrame, key: Sequence[str]) -> bool:
+    """Whether a key of a text and an integer column is proved distinct in every row by the
+    rows' order: the text in runs that never come back (``risk.runs.run_starts``) and the
+    integer, without nulls, rising within each run (a declaration's items in order). False
+    proves nothing."""
+    if len(key) != 2 or frame.height < 2:
+        return False
+    dtypes = [frame.schema[k] for k in key]
+    text, number = key if dtypes[0] == pl.String else key[::-1]
+    if frame.schema[text] != pl.String or not frame.schema[number].is_integer():
+        return False
+    numbers = frame.get_column(number)
+    if numbers.null_count():
+        return False
+    starts = run_starts(frame, [text])
+    if starts is None:
+        return False
+    values = numbers.to_numpy()
+    rising = values[1:] > values[:-1]
+    rising[starts[1:-1] - 1] = True  # a run's first row follows another run
+    return bool(rising.all())
 
 
 def _key_hash(key: Sequence[str]) -> pl.Expr:

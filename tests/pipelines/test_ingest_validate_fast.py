@@ -237,3 +237,52 @@ def test_soft_flags_beside_the_hard_rules_see_only_the_rows_kept(
     assert kept.declarations["soft_flags"].to_list() == [far] * 3
     assert cut.rows_quarantined == 1
     assert cut.declarations["soft_flags"].to_list() == [[], []]
+
+
+KEY = ("declaration_id", "item_no")
+
+
+@pytest.mark.parametrize(
+    ("ids", "items", "proved"),
+    [
+        (["A", "A", "B", "C", "C", "C"], [1, 2, 1, 1, 5, 9], True),
+        (["A", "B"], [7, 1], True),  # a new run may start lower
+        (["A", "A", "B", "A"], [1, 2, 1, 3], False),  # A comes back
+        (["A", "A", "B"], [1, 1, 1], False),  # a repeated item
+        (["A", "A", "B"], [2, 1, 1], False),  # items not in order
+        (["A", "A", "B"], [1, None, 1], False),
+        (["A", None, None], [1, 1, 2], True),  # nulls equal: one run of null
+        (["A"], [1], False),
+    ],
+)
+def test_distinct_by_runs(ids: list[str | None], items: list[int | None], proved: bool) -> None:
+    frame = pl.DataFrame(
+        {"declaration_id": ids, "item_no": items}, schema_overrides={"item_no": pl.Int32}
+    )
+    assert validate._distinct_by_runs(frame, KEY) == proved
+    assert validate._distinct_by_runs(frame, KEY[::-1]) == proved
+    expected = frame.select(pl.struct(*KEY).is_duplicated()).to_series()
+    assert validate.duplicated(frame, KEY).to_list() == expected.to_list()
+    if proved:
+        assert not expected.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    runs=st.lists(
+        st.tuples(
+            st.sampled_from(["D1", "D2", "D3", "a much longer declaration id"]),
+            st.lists(st.integers(0, 4), min_size=1, max_size=4),
+        ),
+        max_size=8,
+    )
+)
+def test_duplicated_on_items_in_declaration_runs(runs: list[tuple[str, list[int]]]) -> None:
+    ids = [d for d, items in runs for _ in items]
+    numbers = [i for _, items in runs for i in items]
+    frame = pl.DataFrame(
+        {"declaration_id": ids, "item_no": numbers},
+        schema={"declaration_id": pl.String, "item_no": pl.Int32},
+    )
+    expected = frame.select(pl.struct(*KEY).is_duplicated()).to_series()
+    assert validate.duplicated(frame, KEY).to_list() == expected.to_list()
