@@ -156,22 +156,21 @@ def compute_features(
     from features.pipeline import build_features
 
     past = profiles if profiles is not None else scorer.profiles
-    if past is not None:
-        declarations_then = as_of_cutoff(declarations, past)
-        past = scoring_profiles(past)
-    else:
-        declarations_then = declarations
-    # Free text and other columns no feature reads stay behind: the pipeline copies the
-    # columns it is given into one piece each (goods descriptions are a third of a batch).
+    # Free text and other columns no feature reads stay behind, and the columns read are put
+    # in one piece each, once, here: Polars' in-memory engine would copy every column of a
+    # batch read in pieces (goods descriptions are a third of a batch) on one thread, and the
+    # kernels need them whole.
     unread = [
         c
         for c in UNREAD_BY_FEATURES
-        if c in declarations_then.columns and c not in scorer.feature_config.extra_categoricals
+        if c in declarations.columns and c not in scorer.feature_config.extra_categoricals
     ]
-    # The columns read are put in one piece each, once, here: Polars' in-memory engine would
-    # copy every column of a batch read in pieces single-threaded, kernels need them whole.
+    declarations_then = declarations.drop(unread).rechunk()
+    if past is not None:
+        declarations_then = as_of_cutoff(declarations_then, past)
+        past = scoring_profiles(past)
     frame = build_features(
-        declarations_then.drop(unread).rechunk().lazy(),
+        declarations_then.lazy(),
         empty(InspectionOutcome).lazy(),
         profiles=past,
         config=scorer.feature_config,
