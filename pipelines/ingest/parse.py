@@ -16,7 +16,7 @@ import polars as pl
 
 from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.profile import FieldSpec, SourceProfile
-from pipelines.ingest.text_ends import clean_ends
+from pipelines.ingest.text_ends import all_in_codes, clean_ends
 from risk.errors import InputError
 from risk.schemas import TIMESTAMP, DeclarationItem, InspectionOutcome
 
@@ -224,6 +224,17 @@ def _unchanged(values: pl.Series, field: str) -> bool:
     return bool(kept.all())
 
 
+def _known_currencies(column: pl.Series) -> bool:
+    """Whether every non-null currency is a code of the rates file (so ``_text`` keeps it),
+    by one native pass (``text_ends.all_in_codes``) where the codes allow it."""
+    codes = frozenset(dict(currency_rates()))
+    plain = all(c and c.isascii() and c == c.strip().upper() for c in codes)
+    lengths = {len(c.encode()) for c in codes}
+    if not plain or len(lengths) != 1 or not 1 <= min(lengths) <= 3:
+        return False
+    return all_in_codes(column, codes)
+
+
 def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozenset[str]:
     """The fields (of ``sources``: field -> String column) whose text stage would give back
     the raw column unchanged in every row.
@@ -232,8 +243,9 @@ def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozense
     batch scoring reads) has nothing to clean, and proving that costs a fraction of it. A
     column passes when one native pass (``text_ends.clean_ends``) finds no empty cell and no
     first or last byte that can belong to white space (other scripts judged by their UTF-8
-    lead and last two bytes), and for code fields only ASCII without lower case; the rest,
-    and currency (it needs a known rate), are checked exactly on their distinct values.
+    lead and last two bytes), and for code fields only ASCII without lower case; currency
+    passes when every value is a code of the rates file (``text_ends.all_in_codes``); the
+    rest is checked exactly on its distinct values.
     """
     # One native pass per column first (``text_ends.clean_ends``), on two threads (the
     # passes release the GIL): what it passes is kept.
@@ -244,8 +256,12 @@ def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozense
             asked,
         )
         kept = {field for (field, _), clean in zip(asked, passed, strict=True) if clean}
-    # The rest is judged on its distinct values (currency always: it needs a known rate).
+    if "currency" in sources and _known_currencies(frame.get_column(sources["currency"])):
+        kept.add("currency")
+    # The rest is judged on its distinct values.
     rest = sorted({source for field, source in sources.items() if field not in kept})
+    if not rest:
+        return frozenset(kept)
     distinct = _distinct(frame, rest).collect()
     values = {c: distinct.get_column(c)[0] for c in distinct.columns}
     return frozenset(

@@ -188,3 +188,144 @@ def _build_pairs() -> Kernel:
         row.set(b.add(at, k.const(1)))
     b.ret(b.zext(inside.get(), I64))
     return k
+
+
+def all_in_codes(column: pl.Series, codes: frozenset[str]) -> bool:
+    """True when every non-null cell of ``column`` (text) is one of ``codes``, texts of one
+    to three bytes, all of one length (``is_in(codes)``, nulls passing), in one native pass
+    over its Arrow views and a bitmap of every possible code."""
+    lengths = {len(code.encode()) for code in codes}
+    if len(lengths) != 1 or not 1 <= (width := lengths.pop()) <= 3:
+        raise ValueError("codes must be one to three bytes long, all of one length")
+    bitmap = np.zeros((1 << (8 * width)) // 8, dtype=np.uint8)
+    for code in codes:
+        value = int.from_bytes(code.encode(), "big")
+        bitmap[value >> 3] |= 1 << (value & 7)
+    for chunk in column.get_chunks():
+        views, _, held = string_views(chunk)
+        array = held[0]
+        validity = array.buffers()[0]
+        inside = _codes_kernel()(
+            len(array),
+            views,
+            0 if validity is None else validity.address,
+            array.offset,
+            pointer(bitmap),
+            width,
+        )
+        if not inside:
+            return False
+    return True
+
+
+@cache
+def _codes_kernel() -> Any:
+    argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    return cached_kernel(
+        "text_in_codes", _build_codes, [*argtypes, ctypes.c_void_p, ctypes.c_int64], ctypes.c_int64
+    )
+
+
+def _build_codes() -> Kernel:
+    """Whether each present view is ``width`` bytes long (inline) and its bytes, read as a
+    big-endian number, have their bit set in the bitmap."""
+    i8p = I8.as_pointer()
+    k = Kernel("text_in_codes", [I64, i8p, i8p, I64, i8p, I64], ret=I64)
+    n, views, validity, offset, bitmap, width = k.args
+    b = k.b
+    inside = k.var(I1, Kernel.const(1, I1))
+    row = k.var(I64, 0)
+    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
+    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), inside.get())):
+        at = row.get()
+        present = k.var(I1, Kernel.const(1, I1))
+        with b.if_then(has_validity):
+            bit = b.add(at, offset)
+            byte = k.load(validity, b.lshr(bit, k.const(3)))
+            shift = b.trunc(b.and_(bit, k.const(7)), I8)
+            valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
+            present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
+        with b.if_then(present.get()):
+            view = b.gep(views, [b.mul(at, k.const(16))])
+            length = b.zext(b.load(b.bitcast(view, I32.as_pointer())), I64)
+            with b.if_else(b.icmp_unsigned("==", length, width)) as (fits, other):
+                with fits:
+                    value = k.var(I64, 0)
+                    with k.loop(k.const(0), width) as index:
+                        letter = b.zext(b.load(b.gep(view, [b.add(index, k.const(4))])), I64)
+                        value.set(b.or_(b.shl(value.get(), k.const(8)), letter))
+                    code = value.get()
+                    marks = k.load(bitmap, b.lshr(code, k.const(3)))
+                    place = b.trunc(b.and_(code, k.const(7)), I8)
+                    mark = b.and_(b.lshr(marks, place), Kernel.const(1, I8))
+                    inside.set(b.icmp_unsigned("!=", mark, Kernel.const(0, I8)))
+                with other:
+                    inside.set(Kernel.const(0, I1))
+        row.set(b.add(at, k.const(1)))
+    b.ret(b.zext(inside.get(), I64))
+    return k
+
+
+def all_of_class(column: pl.Series, allowed: bytes, shortest: int, longest: int) -> bool:
+    """True when every non-null cell of ``column`` (text) is ``shortest`` to ``longest``
+    bytes long and made only of the bytes in ``allowed`` (a regex ``^[...]{m,n}$``), in
+    one native pass over its Arrow views."""
+    table = np.zeros(256, dtype=np.uint8)
+    table[list(allowed)] = 1
+    for chunk in column.get_chunks():
+        views, buffers, held = string_views(chunk)
+        array = held[0]
+        validity = array.buffers()[0]
+        fits = _class_kernel()(
+            len(array),
+            views,
+            int(buffers.ctypes.data),
+            0 if validity is None else validity.address,
+            array.offset,
+            pointer(table),
+            shortest,
+            longest,
+        )
+        if not fits:
+            return False
+    return True
+
+
+@cache
+def _class_kernel() -> Any:
+    argtypes = [ctypes.c_int64, *[ctypes.c_void_p] * 3, ctypes.c_int64, ctypes.c_void_p]
+    return cached_kernel(
+        "text_of_class", _build_class, [*argtypes, ctypes.c_int64, ctypes.c_int64], ctypes.c_int64
+    )
+
+
+def _build_class() -> Kernel:
+    """Whether each present text's length lies in [shortest, longest] and each of its bytes
+    is marked in a table of 256."""
+    i8p, i64p = I8.as_pointer(), I64.as_pointer()
+    k = Kernel("text_of_class", [I64, i8p, i64p, i8p, I64, i8p, I64, I64], ret=I64)
+    n, views, buffers, validity, offset, table, shortest, longest = k.args
+    b = k.b
+    fits = k.var(I1, Kernel.const(1, I1))
+    row = k.var(I64, 0)
+    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
+    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), fits.get())):
+        at = row.get()
+        present = k.var(I1, Kernel.const(1, I1))
+        with b.if_then(has_validity):
+            bit = b.add(at, offset)
+            byte = k.load(validity, b.lshr(bit, k.const(3)))
+            shift = b.trunc(b.and_(bit, k.const(7)), I8)
+            valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
+            present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
+        with b.if_then(present.get()):
+            size, data = locate_text(k, views, buffers, at)
+            sized = b.and_(b.icmp_signed(">=", size, shortest), b.icmp_signed("<=", size, longest))
+            fits.set(sized)
+            with b.if_then(sized), k.loop(k.const(0), size) as index:
+                letter = b.zext(b.load(b.gep(data, [index])), I64)
+                with b.if_then(b.icmp_unsigned("==", k.load(table, letter), Kernel.const(0, I8))):
+                    fits.set(Kernel.const(0, I1))
+        row.set(b.add(at, k.const(1)))
+    b.ret(b.zext(fits.get(), I64))
+    return k

@@ -10,6 +10,7 @@ rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -20,7 +21,7 @@ from dataframely._rule import Rule
 
 from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.parse import BAD, failure_code
-from pipelines.ingest.text_ends import all_in_pairs
+from pipelines.ingest.text_ends import all_in_pairs, all_of_class
 from risk.runs import run_starts
 from risk.schemas import iso_countries
 
@@ -116,12 +117,27 @@ def _country_rule(
 
 def mismatched(column: pl.Series, pattern: str) -> pl.Series:
     """Whether each value does not contain ``pattern`` (null: no, as in dataframely's rule),
-    tried once per distinct value."""
+    tried once per distinct value (or, for a pattern of a length and a class of bytes, proved
+    of every value by one native pass)."""
+    shape = _class_shape(pattern)
+    if shape is not None and all_of_class(column, *shape):
+        return pl.repeat(False, column.len(), dtype=pl.Boolean, eager=True)
     distinct = column.drop_nulls().unique()
     bad = distinct.filter(~distinct.str.contains(pattern))
     if bad.is_empty():
         return pl.repeat(False, column.len(), dtype=pl.Boolean, eager=True)
     return column.is_in(bad.implode()).fill_null(False)
+
+
+DIGITS_PATTERN = re.compile(r"\^\[0-9\]\{(\d+),(\d+)\}\$")
+
+
+def _class_shape(pattern: str) -> tuple[bytes, int, int] | None:
+    """(allowed bytes, shortest, longest) of a pattern ``^[0-9]{m,n}$``, else None."""
+    found = DIGITS_PATTERN.fullmatch(pattern)
+    if found is None:
+        return None
+    return b"0123456789", int(found.group(1)), int(found.group(2))
 
 
 def duplicated(frame: pl.DataFrame, key: Sequence[str]) -> pl.Series:

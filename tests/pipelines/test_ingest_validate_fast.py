@@ -23,7 +23,7 @@ from pipelines.ingest import parse as parse_module
 from pipelines.ingest import read_source, validate
 from pipelines.ingest.parse import BAD
 from pipelines.ingest.profile import FieldSpec
-from pipelines.ingest.text_ends import all_in_pairs
+from pipelines.ingest.text_ends import all_in_codes, all_in_pairs, all_of_class
 from pipelines.ingest.validate import ROW
 from risk.schemas import DeclarationItem, iso_countries
 
@@ -286,3 +286,73 @@ def test_duplicated_on_items_in_declaration_runs(runs: list[tuple[str, list[int]
     )
     expected = frame.select(pl.struct(*KEY).is_duplicated()).to_series()
     assert validate.duplicated(frame, KEY).to_list() == expected.to_list()
+
+
+THREE = frozenset({"USD", "EUR", "KZT", "ЁB"})  # "ЁB": three bytes of UTF-8
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["USD", "EUR", "KZT", "ЁB", "Ё", "usd", "US", "USDD", "", " USD"]),
+            st.text(max_size=4),
+        ),
+        max_size=30,
+    ),
+    cut=st.integers(0, 5),
+)
+def test_all_in_codes_is_is_in(values: list[str | None], cut: int) -> None:
+    column = pl.Series(values, dtype=pl.String)
+    chunked = pl.concat([column, column.slice(cut)], rechunk=False).slice(cut)
+    for series in (column, chunked):
+        expected = series.is_in(sorted(THREE)).fill_null(True).all()
+        assert all_in_codes(series, THREE) == expected
+        assert all_in_codes(series, CODES) == series.is_in(sorted(CODES)).fill_null(True).all()
+
+
+def test_all_in_codes_refuses_codes_of_mixed_lengths() -> None:
+    with pytest.raises(ValueError, match="one length"):
+        all_in_codes(pl.Series(["US"]), frozenset({"US", "USD"}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["0101", "8517120000", "123", "12345678901", "12a4", "１２３４", ""]),
+            st.text(alphabet="0123456789a ", max_size=14),
+        ),
+        max_size=30,
+    ),
+    cut=st.integers(0, 5),
+)
+def test_digit_patterns_are_proved_as_the_regex_decides(values: list[str | None], cut: int) -> None:
+    column = pl.Series(values, dtype=pl.String)
+    chunked = pl.concat([column, column.slice(cut)], rechunk=False).slice(cut)
+    for series in (column, chunked):
+        for pattern in ("^[0-9]{4,10}$", "^[0-9]{1,20}$"):
+            expected = ~series.str.contains(pattern).fill_null(True)
+            assert validate.mismatched(series, pattern).to_list() == expected.to_list()
+            shape = validate._class_shape(pattern)
+            assert shape is not None
+            assert all_of_class(series, *shape) == (not expected.any())
+
+
+def test_class_shape_only_for_digit_ranges() -> None:
+    assert validate._class_shape("^[0-9]{4,10}$") == (b"0123456789", 4, 10)
+    assert validate._class_shape("^[A-Z]{3}$") is None
+    assert validate._class_shape("[0-9]{4,10}") is None
+
+
+@pytest.mark.parametrize(
+    ("values", "kept"),
+    [(["USD", "KZT", None], True), (["USD", "XYZ"], False), (["USD", "usd"], False)],
+)
+def test_currency_verbatim_by_its_codes(values: list[str | None], kept: bool) -> None:
+    frame = pl.DataFrame({"currency": values}, schema={"currency": pl.String})
+    assert parse_module._known_currencies(frame.get_column("currency")) == kept
+    verbatim = parse_module.verbatim_fields(frame, {"currency": "currency"})
+    assert ("currency" in verbatim) == kept
