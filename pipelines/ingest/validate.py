@@ -276,11 +276,30 @@ def _all_rules_hold(
     for column, codes in pairs.values():
         if not all_in_pairs(frame.get_column(column), codes):
             return False
-    rest = [rule.expr for name, rule in rules.items() if name not in pairs]
+    rest = [
+        _aggregate(name, rule.expr, columns) for name, rule in rules.items() if name not in pairs
+    ]
     if not rest:
         return True
-    held = pl.all_horizontal(expr.fill_null(True).all() for expr in rest)
-    return bool(frame.select(held).item())
+    return bool(frame.select(pl.all_horizontal(rest)).item())
+
+
+def _aggregate(name: str, expr: pl.Expr, columns: Mapping[str, dy.Column]) -> pl.Expr:
+    """Whether every row passes the rule ``expr`` (null: a pass), as one aggregate: a column
+    rule that is exactly dataframely's nullability, minimum or no-infinity rule by the
+    column's null count, least or greatest value (Polars orders NaN above every number, in
+    comparisons and in ``min``/``max``, so NaN decides alike), any other by each row."""
+    field, _, kind = name.partition("|")
+    column = columns.get(field)
+    this = pl.col(field)
+    if column is not None and kind == "nullability" and expr.meta.eq(this.is_not_null()):
+        return this.null_count() == 0
+    if column is not None and kind == "inf" and expr.meta.eq(this.is_infinite().not_()):
+        return ((this.max() < float("inf")) & (this.min() > float("-inf"))).fill_null(True)
+    minimum = getattr(column, "min", None)
+    if kind == "min" and minimum is not None and expr.meta.eq(this >= minimum):
+        return (this.min() >= minimum).fill_null(True)
+    return expr.fill_null(True).all()
 
 
 def _invalid(details: pl.DataFrame | None, rules: list[str]) -> pl.DataFrame | None:

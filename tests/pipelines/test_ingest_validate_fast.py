@@ -356,3 +356,38 @@ def test_currency_verbatim_by_its_codes(values: list[str | None], kept: bool) ->
     assert parse_module._known_currencies(frame.get_column("currency")) == kept
     verbatim = parse_module.verbatim_fields(frame, {"currency": "currency"})
     assert ("currency" in verbatim) == kept
+
+
+class Floats(dy.Schema):
+    value = dy.Float64(nullable=False, min=0.0)
+    count = dy.Int32(nullable=True, min=1)
+
+
+FLOATS = [0.0, -0.0, 1.5, -1.0, float("nan"), float("inf"), float("-inf"), None]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(st.sampled_from(FLOATS), max_size=8),
+    counts=st.lists(st.one_of(st.none(), st.integers(-2, 3)), min_size=8, max_size=8),
+)
+def test_rule_aggregates_decide_as_the_rows(
+    values: list[float | None], counts: list[int | None]
+) -> None:
+    frame = pl.DataFrame(
+        {"value": values, "count": counts[: len(values)]},
+        schema={"value": pl.Float64, "count": pl.Int32},
+    )
+    rules = Floats._validation_rules(with_cast=False)
+    assert {"value|nullability", "value|min", "value|inf", "value|nan", "count|min"} <= set(rules)
+    for name, rule in rules.items():
+        by_rows = frame.select(rule.expr.fill_null(True).all()).item()
+        aggregate = validate._aggregate(name, rule.expr, Floats.columns())
+        decided = frame.select(aggregate).item()
+        # Never a pass where a row fails; the same answer but for a column of NaN only
+        # (no-infinity then says no, and the NaN rule fails anyway).
+        assert decided <= by_rows, name
+        if not frame.get_column("value").is_nan().all():
+            assert decided == by_rows, name
+    every = all(frame.select(r.expr.fill_null(True).all()).item() for r in rules.values())
+    assert validate._all_rules_hold(frame, Floats) == every
