@@ -106,8 +106,10 @@ def _country_rule(
     codes = iso_countries()
     if not all(len(code.encode()) == 2 for code in codes):
         return None
-    for name, column in columns.items():
-        if column.dtype != pl.String:
+    roots = expr.meta.root_names()
+    for name in set(roots):
+        column = columns.get(name)
+        if column is None or column.dtype != pl.String:
             continue
         inside = pl.col(name).is_in(sorted(codes))
         if expr.meta.eq(inside) or expr.meta.eq(inside | pl.col(name).is_null()):
