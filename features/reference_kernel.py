@@ -27,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 from llvmlite import ir
 
+from features.row_kernels import room
 from risk.native import F64, I1, I8, I32, I64, Kernel, pointer
 
 # A view of at most this many bytes holds its string inline (Arrow's string_view layout).
@@ -160,8 +161,9 @@ def pair_codes(first: pl.Series, second: pl.Series) -> tuple[np.ndarray, np.ndar
     if a is None or b is None:
         return None
     rows = len(first)
-    codes = np.empty(rows, dtype=np.int32)
-    firsts = np.empty(rows, dtype=np.int64)
+    # Large outputs in Polars' memory, faulted in at once (``row_kernels.room``): NumPy asks
+    # for huge pages, whose compaction made the reference's system time vary 0.02-0.24 s.
+    codes, firsts = room(rows, np.int32), room(rows, np.int64)
     kernel = _pair_kernel()
     size = 1 << 14  # room for 8,192 pairs; a batch with more starts again, eight times larger
     while True:
@@ -432,10 +434,10 @@ def positions(
     parts = [_float_parts(series) for series in values]
     out = [
         (
-            np.empty(rows, dtype=np.float64),
-            np.empty(rows, dtype=np.float64),
-            np.empty(rows, dtype=np.int32),
-            np.empty(rows, dtype=np.int64),
+            room(rows, np.float64),
+            room(rows, np.float64),
+            room(rows, np.int32),
+            room(rows, np.int64),
             np.zeros((rows + 7) // 8, dtype=np.uint8),
         )
         for _ in values
@@ -453,9 +455,9 @@ def positions(
     pairs = len(choice["level"]) // max(metrics, 1)
     if rows >= 2**31 or (len(choice["rows"]) and choice["rows"].max() >= 2**31):
         raise ValueError("the price reference's kernels count rows in 32 bits")
-    order = np.empty(pairs + 1 + rows, dtype=np.int32)
-    grouped = np.empty(rows * metrics, dtype=np.float64)
-    under = np.empty(rows * metrics, dtype=np.int32)
+    order = room(pairs + 1 + rows, np.int32)
+    grouped = room(rows * metrics, np.float64)
+    under = room(rows * metrics, np.int32)
     _position_kernel(metrics)(
         rows,
         pairs,
