@@ -2,8 +2,11 @@
 
 The schema's own rules run through dataframely's ``filter`` on a copy of the schema that
 carries a row id (and the profile's extra text columns) beside the canonical columns, so that
-every failure can be traced back to its source row; the primary key (by hashes,
-``duplicated``) and text patterns (on distinct values, ``mismatched``) are checked apart.
+every failure can be traced back to its source row; the primary key (by the rows' runs or
+by hashes, ``duplicated``) and text patterns (natively or on distinct values,
+``mismatched``) are checked apart. A frame whose every row passes (``_all_rules_hold``: one
+pass of aggregates, the country rules natively) skips dataframely, which would copy every
+column to keep every row.
 Failures come out in long form: one row per (row id, field, code), in dataframely's order of
 rules.
 """
