@@ -16,15 +16,14 @@ import polars as pl
 
 from pipelines.ingest.currency import currency_rates
 from pipelines.ingest.profile import FieldSpec, SourceProfile
-from pipelines.ingest.text_ends import all_in_codes, clean_ends
+from pipelines.ingest.text_ends import all_in_codes, all_in_pairs, clean_ends
 from risk.errors import InputError
-from risk.schemas import TIMESTAMP, DeclarationItem, InspectionOutcome
+from risk.schemas import TIMESTAMP, DeclarationItem, InspectionOutcome, iso_countries
 
 BAD = "__bad__"
 TEXT = "__text__"
-TEXT_CODE_FIELDS = frozenset(
-    {"origin_country", "dispatch_country", "destination_country", "currency"}
-)
+COUNTRY_FIELDS = frozenset({"origin_country", "dispatch_country", "destination_country"})
+TEXT_CODE_FIELDS = COUNTRY_FIELDS | {"currency"}
 # ISO 8601 without and with an offset ('Z', '+05:00'); offsets are converted to naive UTC.
 DEFAULT_DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.f",
@@ -224,6 +223,20 @@ def _unchanged(values: pl.Series, field: str) -> bool:
     return bool(kept.all())
 
 
+def _clean(column: pl.Series, field: str) -> bool:
+    """Whether ``_text`` keeps every value of a text column: a country column of ISO codes
+    only (``text_ends.all_in_pairs``, the codes being clean), else by ``clean_ends``."""
+    codes = iso_countries()
+    if field in COUNTRY_FIELDS and _plain_codes(codes, 2) and all_in_pairs(column, codes):
+        return True
+    return clean_ends(column, code=field in TEXT_CODE_FIELDS)
+
+
+def _plain_codes(codes: frozenset[str], width: int) -> bool:
+    """Whether ``codes`` are ASCII without white space or lower case, ``width`` bytes each."""
+    return all(c.isascii() and c == c.strip().upper() and len(c) == width for c in codes)
+
+
 def _known_currencies(column: pl.Series) -> bool:
     """Whether every non-null currency is a code of the rates file (so ``_text`` keeps it),
     by one native pass (``text_ends.all_in_codes``) where the codes allow it."""
@@ -251,10 +264,7 @@ def verbatim_fields(frame: pl.DataFrame, sources: Mapping[str, str]) -> frozense
     # passes release the GIL): what it passes is kept.
     asked = [(f, s) for f, s in sources.items() if f != "currency"]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        passed = pool.map(
-            lambda pair: clean_ends(frame.get_column(pair[1]), code=pair[0] in TEXT_CODE_FIELDS),
-            asked,
-        )
+        passed = pool.map(lambda pair: _clean(frame.get_column(pair[1]), pair[0]), asked)
         kept = {field for (field, _), clean in zip(asked, passed, strict=True) if clean}
     if "currency" in sources and _known_currencies(frame.get_column(sources["currency"])):
         kept.add("currency")

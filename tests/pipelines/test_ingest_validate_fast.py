@@ -391,3 +391,22 @@ def test_rule_aggregates_decide_as_the_rows(
             assert decided == by_rows, name
     every = all(frame.select(r.expr.fill_null(True).all()).item() for r in rules.values())
     assert validate._all_rules_hold(frame, Floats) == every
+
+
+@pytest.mark.parametrize(
+    ("values", "kept"),
+    [
+        (["CN", "KZ", None], True),  # ISO codes: proved by the codes
+        (["CN", "ZY"], True),  # not a code, but clean: proved by the ends
+        (["CN", "cn"], False),
+        (["CN", " KZ"], False),
+        (["CN", ""], False),
+    ],
+)
+def test_country_verbatim_by_its_codes_or_its_ends(values: list[str | None], kept: bool) -> None:
+    frame = pl.DataFrame({"origin_country": values}, schema={"origin_country": pl.String})
+    verbatim = parse_module.verbatim_fields(frame, {"origin_country": "origin_country"})
+    assert ("origin_country" in verbatim) == kept
+    column = frame.get_column("origin_country")
+    assert parse_module._clean(column, "origin_country") == kept
+    assert all_in_pairs(column, iso_countries()) == (kept and "ZY" not in values)
