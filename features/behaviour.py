@@ -126,15 +126,7 @@ def declaration_and_trip_totals(
         .alias("trip_chapters"),
         pl.col("customs_value_usd").sum().over("trip_id").alias("trip_value_usd"),
         pl.col("gross_mass_kg").sum().over("trip_id").alias("trip_gross_kg"),
-        roundness(pl.col("invoice_value")).alias("invoice_value_roundness"),
-        pl.when(pl.col("net_mass_kg") > 0)
-        .then(pl.col("gross_mass_kg") / pl.col("net_mass_kg"))
-        .alias("gross_net_ratio"),
-        (
-            (pl.col("declared_at").dt.date() - pl.col("importer_registered_on"))
-            .dt.total_days()
-            .cast(pl.Float64)
-        ).alias("importer_age_days"),
+        *row_signals(),
     )
 
 

@@ -37,7 +37,7 @@ import polars as pl
 import pyarrow as pa
 from llvmlite import ir
 
-from risk.native import F64, I8, I32, I64, Kernel, pointer, populate
+from risk.native import F64, I8, I32, I64, Kernel, pointer, room
 
 U64P = I64.as_pointer()
 I32P = I32.as_pointer()
@@ -161,12 +161,7 @@ def _pass_kernel() -> Kernel:
     def of(slot: Any) -> Any:  # where a slot's state starts
         return b.mul(slot, k.const(STATE))
 
-    def add_to(array: Any, index: Any, value: Any) -> None:
-        pointer = b.gep(array, [index])
-        if value.type == F64:
-            b.store(b.fadd(b.load(pointer), value), pointer)
-        else:
-            b.store(b.add(b.load(pointer), value), pointer)
+    add_to = k.add_to
 
     def slot_at(r: Any) -> Any:
         return b.sext(k.load(slot_of_row, b.zext(k.load(perm, r), I64)), I64)
@@ -367,8 +362,8 @@ def sort_by_time(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     least = int(times.min())
     span = int(times.max()) - least
     passes = max(-(-span.bit_length() // RADIX_BITS), 1)
-    keys = _room(2 * n, np.int64).reshape(2, n)
-    rows = _room(2 * n, np.uint32).reshape(2, n)
+    keys = room(2 * n, np.int64).reshape(2, n)
+    rows = room(2 * n, np.uint32).reshape(2, n)
     counts = np.empty(1 << RADIX_BITS, dtype=np.int64)
     which = _compiled("radix")(
         n, pointer(times), least, passes, pointer(keys[0]), pointer(rows[0]),
@@ -488,25 +483,25 @@ class KeySlots:
         full, carrying on from where it stopped)."""
         array, values, validity, offset = _key_buffers(keys)
         n = len(values)
-        slots = _room(n, np.int32)[:n]
-        room = max(min(expected, n), FIRST_TABLE_KEYS, 1)
-        table_keys, table_slots, shift = _table(room)
+        slots = room(n, np.int32)
+        capacity = max(min(expected, n), FIRST_TABLE_KEYS, 1)
+        table_keys, table_slots, shift = _table(capacity)
         function = slots_function()
         done = count = 0
         while True:
             result = function(
                 n - done, _pointer(values) + 8 * done, validity, offset + done, 1,
-                pointer(table_keys), pointer(table_slots), shift, count, room,
+                pointer(table_keys), pointer(table_slots), shift, count, capacity,
                 _pointer(slots) + 4 * done,
             )  # fmt: skip
             if result >= 0:
                 return cls(slots, result, table_keys, table_slots, shift, array)
-            # Full after row -1 - result, which took slot ``room``: the same keys, in the
+            # Full after row -1 - result, which took slot ``capacity``: the same keys, in the
             # order of their slots, go into a table twice as big, and the rows go on.
             done += -result
-            count = room + 1
-            room *= 2
-            table_keys, table_slots, shift = _rehash(table_keys, table_slots, count, room)
+            count = capacity + 1
+            capacity *= 2
+            table_keys, table_slots, shift = _rehash(table_keys, table_slots, count, capacity)
 
     def look_up(self, keys: pl.Series) -> np.ndarray:
         """The slot of each of ``keys`` (int32), -1 for a null key or one not in the table."""
@@ -594,27 +589,6 @@ class State:
         return pa.py_buffer(np.packbits(self.seen.view(np.bool_), bitorder="little"))
 
 
-_POLARS_TYPES: dict[type[np.generic], type[pl.DataType]] = {
-    np.int64: pl.Int64,
-    np.int32: pl.Int32,
-    np.uint32: pl.UInt32,
-    np.float64: pl.Float64,
-    np.uint8: pl.UInt8,
-}
-
-
-def _room(size: int, dtype: type[np.generic]) -> np.ndarray:
-    """Zeros for a kernel to fill (through their address: NumPy sees them read-only), in
-    memory from Polars' allocator: a new Series of zeros that only this array holds. NumPy
-    asks the system for huge pages for large arrays, and where memory is fragmented the
-    system compacts it first; anonymous maps of small pages are unmapped when freed. On the
-    1M-item benchmark the entity pass's system time was 0.25-0.95 s with NumPy's arrays,
-    0.35-0.55 s with maps, 0.20-0.29 s this way (Polars' allocator reuses what it frees)."""
-    array = pl.zeros(max(size, 1), dtype=_POLARS_TYPES[dtype], eager=True).to_numpy()
-    populate(array)  # fresh pages faulted in at once, not one fault per page as written
-    return array
-
-
 @dataclass(frozen=True)
 class Scratch:
     """Room for the batch's declaration events of a windowed entity (``entity_pass``), one
@@ -625,7 +599,7 @@ class Scratch:
 
     @classmethod
     def of(cls, n: int) -> Scratch:
-        return cls(_room(n, np.int32), _room(n, np.int64))
+        return cls(room(n, np.int32), room(n, np.int64))
 
 
 def _aligned_zeros(size: int) -> np.ndarray:
@@ -666,10 +640,10 @@ def entity_pass(
         scratch = Scratch.of(n)
     batch_slots, batch_times = (scratch.slots, scratch.times) if nw and scratch else (_NOTHING,) * 2
     size = max(n, 1)
-    out_declarations, out_inspections = _room(size, np.int64), _room(size, np.int64)
-    out_windows = _room(nw * n, np.int64)
-    out_days, out_rate = _room(size, np.float64), _room(size, np.float64)
-    out_duty, out_seen = _room(size, np.float64), _room(size, np.uint8)
+    out_declarations, out_inspections = room(size, np.int64), room(size, np.int64)
+    out_windows = room(nw * n, np.int64)
+    out_days, out_rate = room(size, np.float64), room(size, np.float64)
+    out_duty, out_seen = room(size, np.float64), room(size, np.uint8)
     p = past
     pass_function()(
         n, _pointer(permutation), _pointer(times), _pointer(codes), _pointer(keys.slots),

@@ -46,7 +46,7 @@ import pyarrow as pa
 from llvmlite import ir
 
 from risk import native
-from risk.native import F64, I8, I32, I64, Kernel, compile_built, pointer, populate
+from risk.native import F64, I8, I32, I64, Kernel, compile_built, pointer
 
 U64P = I64.as_pointer()
 I32P = I32.as_pointer()
@@ -405,12 +405,7 @@ def _trip_totals_kernel() -> Kernel:
     fzero = ir.Constant(F64, 0.0)
     minus = ir.Constant(I32, -1)
 
-    def add_to(array: Any, index: Any, amount: Any) -> None:
-        at = b.gep(array, [index])
-        if amount.type == F64:
-            b.store(b.fadd(b.load(at), amount), at)
-        else:
-            b.store(b.add(b.load(at), amount), at)
+    add_to = k.add_to
 
     with k.loop(zero, b.add(nt, one)) as t:
         k.store(zero, starts, t)
@@ -777,25 +772,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         return _KERNELS
 
 
-_POLARS_TYPES: dict[np.dtype[Any], pl.DataType] = {
-    np.dtype(np.int64): pl.Int64(),
-    np.dtype(np.uint64): pl.UInt64(),
-    np.dtype(np.int32): pl.Int32(),
-    np.dtype(np.int8): pl.Int8(),
-    np.dtype(np.float64): pl.Float64(),
-}
-
-
-def room(size: int, dtype: Any, fill: int = 0) -> np.ndarray:
-    """An array of ``size`` ``fill`` values for a kernel to fill (through its address: NumPy
-    sees it read-only), in memory from Polars' allocator, which reuses what it frees: NumPy
-    asks the system for fresh (huge) pages for large arrays, and their faults cost as much
-    system time as the kernels take (as ``features.entity_kernel`` found)."""
-    polars_type = _POLARS_TYPES[np.dtype(dtype)]
-    array = pl.repeat(fill, max(size, 1), dtype=polars_type, eager=True).to_numpy()
-    if fill == 0:  # zeros are fresh pages, faulted in at once here, not page by page
-        populate(array)
-    return array[:size]
+room = native.room  # (the name other modules of features know it by)
 
 
 def _shift(capacity: int) -> int:

@@ -165,6 +165,33 @@ def populate(array: np.ndarray) -> bool:
     return last > first and madvise(first, last - first, MADV_POPULATE_WRITE) == 0
 
 
+_POLARS_TYPES = {
+    "int64": "Int64",
+    "uint64": "UInt64",
+    "int32": "Int32",
+    "uint32": "UInt32",
+    "int8": "Int8",
+    "uint8": "UInt8",
+    "float64": "Float64",
+}
+
+
+def room(size: int, dtype: Any, fill: int = 0) -> np.ndarray:
+    """An array of ``size`` ``fill`` values for a kernel to fill (through its address: NumPy
+    sees it read-only), in memory from Polars' allocator, which reuses what it frees. NumPy
+    asks the system for huge pages for large arrays, and where memory is fragmented the
+    system compacts it first: on the 1M-item benchmark the entity pass's system time was
+    0.25-0.95 s with NumPy's arrays, 0.20-0.29 s this way. Zeros are fresh pages, faulted
+    in at once here (``populate``), not page by page as the kernel writes them."""
+    import polars as pl
+
+    polars_type = getattr(pl, _POLARS_TYPES[np.dtype(dtype).name])
+    array = pl.repeat(fill, max(size, 1), dtype=polars_type, eager=True).to_numpy()
+    if fill == 0:
+        populate(array)
+    return array[:size]
+
+
 def compile_ir(
     text: str, name: str, restype: Any, argtypes: Sequence[Any], *, opt: int = 3
 ) -> Callable[..., Any]:
@@ -326,6 +353,14 @@ class Kernel:
 
     def store(self, value: Any, array: Any, index: Any) -> None:
         self.b.store(value, self.b.gep(array, [index]))
+
+    def add_to(self, array: Any, index: Any, amount: Any) -> None:
+        """``array[index] += amount`` (integers or float64)."""
+        at = self.b.gep(array, [index])
+        if amount.type == F64:
+            self.b.store(self.b.fadd(self.b.load(at), amount), at)
+        else:
+            self.b.store(self.b.add(self.b.load(at), amount), at)
 
     @contextmanager
     def loop(self, start: Any, stop: Any, step: int = 1) -> Iterator[Any]:

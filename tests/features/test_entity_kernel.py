@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -106,17 +105,3 @@ def test_the_time_sort_is_stable_and_gives_the_sorted_times(span: int) -> None:
     assert in_order.tolist() == times[expected].tolist()
     empty_rows, empty_times = entity_kernel.sort_by_time(np.empty(0, dtype=np.int64))
     assert len(empty_rows) == len(empty_times) == 0
-
-
-def test_room_for_a_kernel_is_fresh_zeros_of_its_own() -> None:
-    # The kernels write these arrays through their address: each must be memory that
-    # nothing else holds, and a new one must not see what was written into another.
-    first = entity_kernel._room(100_000, np.int64)
-    second = entity_kernel._room(100_000, np.int64)
-    assert first.dtype == np.int64 and len(first) == 100_000
-    low, high = first.ctypes.data, first.ctypes.data + first.nbytes
-    assert not low <= second.ctypes.data < high and not low < second.ctypes.data + 8 <= high
-    ctypes.memset(first.ctypes.data, 0xFF, first.nbytes)
-    assert (first == -1).all() and (second == 0).all()
-    assert (entity_kernel._room(100_000, np.int64) == 0).all()
-    assert entity_kernel._room(0, np.uint8).tolist() == [0]

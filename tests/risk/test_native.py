@@ -183,3 +183,18 @@ def test_populate_keeps_an_array_s_contents_and_skips_small_ones() -> None:
     large[-1] = 7  # still writable, still ours
     assert large[-1] == 7
     assert native.populate(np.zeros(16, dtype=np.int64)) is False
+
+
+def test_room_for_a_kernel_is_fresh_zeros_of_its_own() -> None:
+    # The kernels write these arrays through their address: each must be memory that
+    # nothing else holds, and a new one must not see what was written into another.
+    first = native.room(100_000, np.int64)
+    second = native.room(100_000, np.int64)
+    assert first.dtype == np.int64 and len(first) == 100_000
+    low, high = first.ctypes.data, first.ctypes.data + first.nbytes
+    assert not low <= second.ctypes.data < high and not low < second.ctypes.data + 8 <= high
+    ctypes.memset(first.ctypes.data, 0xFF, first.nbytes)
+    assert (first == -1).all() and (second == 0).all()
+    assert (native.room(100_000, np.int64) == 0).all()
+    assert native.room(0, np.uint8).tolist() == []
+    assert (native.room(10, np.uint32, fill=7) == 7).all()
