@@ -3,7 +3,8 @@
 Stages timed: read (parse the canonical Parquet file through ingest), validate (the schema's
 hard rules and soft flags, inside ingest), features from entity profiles, predict (calibrated
 risk and expected duty), lanes (truck aggregation and capacity), reasons (SHAP for red and
-yellow trucks), assemble, write (Parquet, atomically). Then LightGBM's bare ``predict`` on the
+yellow trucks; what assemble needs no reasons for runs beside them, as in ``score_batch``),
+assemble, write (Parquet, atomically). Then LightGBM's bare ``predict`` on the
 precomputed feature matrix, and a 7,000-truck queue rescored with reasons.
 
 Prediction goes through the boosters compiled to native code (``experiments.compiled``,
@@ -30,6 +31,7 @@ import os
 import resource
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -136,6 +138,7 @@ def main() -> None:
         compute_features,
         explain,
         feature_matrix,
+        prepare_assembly,
         random_shares,
         score_batch,
         score_items,
@@ -172,9 +175,12 @@ def main() -> None:
     trucks = assign_lanes(aggregate_trucks(scored.items), capacity, draw_key="draw_key")
     lap("lanes")
     shares = random_shares(capacity, trucks.get_column("crossing").unique().to_list())
-    reasons = explain(scored, trucks, scorer, random_share=shares)
-    lap("reasons")
-    result = assemble(scored, trucks, reasons)
+    # As score_batch does: what assemble needs no reasons for runs beside them.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prepared = pool.submit(prepare_assembly, scored, trucks)
+        reasons = explain(scored, trucks, scorer, random_share=shares)
+        lap("reasons")
+        result = assemble(scored, trucks, reasons, prepared.result())
     lap("assemble")
     out = args.workdir / "out" / "scores.parquet"
     write_outputs(

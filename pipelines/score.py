@@ -80,6 +80,7 @@ __all__ = [
     "REASON_LANES",
     "ROW",
     "TRUCK",
+    "Assembly",
     "ItemScores",
     "LatestReference",
     "ScoredBatch",
@@ -93,6 +94,7 @@ __all__ = [
     "explain",
     "feature_matrix",
     "predict_features",
+    "prepare_assembly",
     "random_shares",
     "score_batch",
     "score_items",
@@ -451,24 +453,42 @@ def _declarations_by_runs(items: pl.DataFrame) -> pl.DataFrame | None:
     )
 
 
+@dataclass(frozen=True)
+class Assembly:
+    """What ``assemble`` takes from the items and trucks alone (``prepare_assembly``): each
+    item's row in ``trucks``, and the declarations' totals by their runs (None where the
+    items are not in runs of declarations)."""
+
+    of_truck: pl.Series
+    per_declaration: pl.DataFrame | None
+
+
+def prepare_assembly(scored: ItemScores, trucks: pl.DataFrame) -> Assembly:
+    """The part of ``assemble`` that needs no reasons: it can run beside ``explain``."""
+    # The trucks' rows on a second thread while the declarations' runs are totalled.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        found_trucks = pool.submit(truck_rows, scored.items, trucks)
+        per_declaration = _declarations_by_runs(scored.items)
+        return Assembly(found_trucks.result(), per_declaration)
+
+
 def assemble(
     scored: ItemScores,
     trucks: pl.DataFrame,
     reasons: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    prepared: Assembly | None = None,
 ) -> ScoredBatch:
     """The three output frames from the phases' results, in the batch's order.
 
     Items and declarations take their truck's lane by the truck's row (``truck_rows``) and
     their reasons by a gather (``_reasons_of``), the same as left joins on the truck and
-    the keys would give, without probing a million rows twice.
+    the keys would give, without probing a million rows twice. ``prepared``:
+    ``prepare_assembly(scored, trucks)`` if the caller ran it already (beside ``explain``).
     """
     item_reasons, declaration_reasons, truck_reasons = reasons
     lanes = trucks.select(pl.col("risk").alias("truck_risk"), *_LANE_OF_TRUCK)
-    # The trucks' rows on a second thread while the declarations' runs are totalled.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        found_trucks = pool.submit(truck_rows, scored.items, trucks)
-        per_declaration = _declarations_by_runs(scored.items)
-        of_truck = found_trucks.result()
+    prepared = prepared if prepared is not None else prepare_assembly(scored, trucks)
+    of_truck, per_declaration = prepared.of_truck, prepared.per_declaration
     if per_declaration is None:
         per_declaration = _declarations_by_group_by(scored.items)
         placed_reasons = _reasons_of(scored.items, item_reasons, KEYS)
@@ -566,16 +586,19 @@ def score_batch(
     trucks = assign_lanes(aggregate_trucks(scored.items), capacity, draw_key="draw_key")
     lap("lanes")
     shares = random_shares(capacity, trucks.get_column("crossing").unique().to_list())
-    reasons = explain(
-        scored,
-        trucks,
-        scorer,
-        reasons_for=reasons_for,
-        max_items_explained=max_items_explained,
-        random_share=shares,
-        lang=lang,
-    )
-    lap("reasons")
-    result = assemble(scored, trucks, reasons)
+    # Assembling what needs no reasons runs beside them (SHAP and the kernels release the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prepared = pool.submit(prepare_assembly, scored, trucks)
+        reasons = explain(
+            scored,
+            trucks,
+            scorer,
+            reasons_for=reasons_for,
+            max_items_explained=max_items_explained,
+            random_share=shares,
+            lang=lang,
+        )
+        lap("reasons")
+        result = assemble(scored, trucks, reasons, prepared.result())
     lap("assemble")
     return ScoredBatch(result.items, result.declarations, result.trucks, timings)
