@@ -11,6 +11,7 @@ white space, a last byte up to 32, or a last pair of bytes that ends UTF-8 white
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -67,37 +68,28 @@ def _build() -> Kernel:
     k = Kernel("clean_text_ends", [I64, i8p, i64p, i8p, I64, I64], ret=I64)
     n, views, buffers, validity, offset, code = k.args
     b = k.b
-    clean = k.var(I1, Kernel.const(1, I1))
-    row = k.var(I64, 0)
-    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
-    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), clean.get())):
-        at = row.get()
-        present = k.var(I1, Kernel.const(1, I1))
-        with b.if_then(has_validity):  # Arrow's validity bits (none: every cell is there)
-            bit = b.add(at, offset)
-            byte = k.load(validity, b.lshr(bit, k.const(3)))
-            shift = b.trunc(b.and_(bit, k.const(7)), I8)
-            valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
-            present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
-        with b.if_then(present.get()):
-            size, data = locate_text(k, views, buffers, at)
-            with b.if_else(b.icmp_signed("==", size, k.const(0))) as (empty, filled):
-                with empty:
-                    clean.set(Kernel.const(0, I1))
-                with filled:
-                    clean.set(b.not_(_space_at_ends(k, data, size)))
-                    checked = b.and_(clean.get(), b.icmp_signed("!=", code, k.const(0)))
-                    with b.if_then(checked), k.loop(k.const(0), size) as index:
-                        letter = b.load(b.gep(data, [index]))
-                        ascii_ = b.icmp_unsigned("<", letter, Kernel.const(128, I8))
-                        lower = b.and_(
-                            b.icmp_unsigned(">=", letter, Kernel.const(ord("a"), I8)),
-                            b.icmp_unsigned("<=", letter, Kernel.const(ord("z"), I8)),
-                        )
-                        with b.if_then(b.or_(b.not_(ascii_), lower)):
-                            clean.set(Kernel.const(0, I1))
-        row.set(b.add(at, k.const(1)))
-    b.ret(b.zext(clean.get(), I64))
+
+    def check(at: Any) -> Any:
+        clean = k.var(I1, Kernel.const(1, I1))
+        size, data = locate_text(k, views, buffers, at)
+        with b.if_else(b.icmp_signed("==", size, k.const(0))) as (empty, filled):
+            with empty:
+                clean.set(Kernel.const(0, I1))
+            with filled:
+                clean.set(b.not_(_space_at_ends(k, data, size)))
+                checked = b.and_(clean.get(), b.icmp_signed("!=", code, k.const(0)))
+                with b.if_then(checked), k.loop(k.const(0), size) as index:
+                    letter = b.load(b.gep(data, [index]))
+                    ascii_ = b.icmp_unsigned("<", letter, Kernel.const(128, I8))
+                    lower = b.and_(
+                        b.icmp_unsigned(">=", letter, Kernel.const(ord("a"), I8)),
+                        b.icmp_unsigned("<=", letter, Kernel.const(ord("z"), I8)),
+                    )
+                    with b.if_then(b.or_(b.not_(ascii_), lower)):
+                        clean.set(Kernel.const(0, I1))
+        return clean.get()
+
+    b.ret(b.zext(_every_present(k, n, validity, offset, check), I64))
     return k
 
 
@@ -162,31 +154,22 @@ def _build_pairs() -> Kernel:
     k = Kernel("text_in_pairs", [I64, i8p, i8p, I64, i8p], ret=I64)
     n, views, validity, offset, table = k.args
     b = k.b
-    inside = k.var(I1, Kernel.const(1, I1))
-    row = k.var(I64, 0)
-    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
-    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), inside.get())):
-        at = row.get()
-        present = k.var(I1, Kernel.const(1, I1))
-        with b.if_then(has_validity):
-            bit = b.add(at, offset)
-            byte = k.load(validity, b.lshr(bit, k.const(3)))
-            shift = b.trunc(b.and_(bit, k.const(7)), I8)
-            valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
-            present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
-        with b.if_then(present.get()):
-            view = b.gep(views, [b.mul(at, k.const(16))])
-            length = b.load(b.bitcast(view, I32.as_pointer()))
-            with b.if_else(b.icmp_unsigned("==", length, Kernel.const(2, I32))) as (two, other):
-                with two:
-                    first = b.zext(b.load(b.gep(view, [k.const(4)])), I64)
-                    second = b.zext(b.load(b.gep(view, [k.const(5)])), I64)
-                    marked = k.load(table, b.or_(b.shl(first, k.const(8)), second))
-                    inside.set(b.icmp_unsigned("!=", marked, Kernel.const(0, I8)))
-                with other:
-                    inside.set(Kernel.const(0, I1))
-        row.set(b.add(at, k.const(1)))
-    b.ret(b.zext(inside.get(), I64))
+
+    def check(at: Any) -> Any:
+        inside = k.var(I1, Kernel.const(1, I1))
+        view = b.gep(views, [b.mul(at, k.const(16))])
+        length = b.load(b.bitcast(view, I32.as_pointer()))
+        with b.if_else(b.icmp_unsigned("==", length, Kernel.const(2, I32))) as (two, other):
+            with two:
+                first = b.zext(b.load(b.gep(view, [k.const(4)])), I64)
+                second = b.zext(b.load(b.gep(view, [k.const(5)])), I64)
+                marked = k.load(table, b.or_(b.shl(first, k.const(8)), second))
+                inside.set(b.icmp_unsigned("!=", marked, Kernel.const(0, I8)))
+            with other:
+                inside.set(Kernel.const(0, I1))
+        return inside.get()
+
+    b.ret(b.zext(_every_present(k, n, validity, offset, check), I64))
     return k
 
 
@@ -233,36 +216,27 @@ def _build_codes() -> Kernel:
     k = Kernel("text_in_codes", [I64, i8p, i8p, I64, i8p, I64], ret=I64)
     n, views, validity, offset, bitmap, width = k.args
     b = k.b
-    inside = k.var(I1, Kernel.const(1, I1))
-    row = k.var(I64, 0)
-    has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
-    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), inside.get())):
-        at = row.get()
-        present = k.var(I1, Kernel.const(1, I1))
-        with b.if_then(has_validity):
-            bit = b.add(at, offset)
-            byte = k.load(validity, b.lshr(bit, k.const(3)))
-            shift = b.trunc(b.and_(bit, k.const(7)), I8)
-            valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
-            present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
-        with b.if_then(present.get()):
-            view = b.gep(views, [b.mul(at, k.const(16))])
-            length = b.zext(b.load(b.bitcast(view, I32.as_pointer())), I64)
-            with b.if_else(b.icmp_unsigned("==", length, width)) as (fits, other):
-                with fits:
-                    value = k.var(I64, 0)
-                    with k.loop(k.const(0), width) as index:
-                        letter = b.zext(b.load(b.gep(view, [b.add(index, k.const(4))])), I64)
-                        value.set(b.or_(b.shl(value.get(), k.const(8)), letter))
-                    code = value.get()
-                    marks = k.load(bitmap, b.lshr(code, k.const(3)))
-                    place = b.trunc(b.and_(code, k.const(7)), I8)
-                    mark = b.and_(b.lshr(marks, place), Kernel.const(1, I8))
-                    inside.set(b.icmp_unsigned("!=", mark, Kernel.const(0, I8)))
-                with other:
-                    inside.set(Kernel.const(0, I1))
-        row.set(b.add(at, k.const(1)))
-    b.ret(b.zext(inside.get(), I64))
+
+    def check(at: Any) -> Any:
+        inside = k.var(I1, Kernel.const(1, I1))
+        view = b.gep(views, [b.mul(at, k.const(16))])
+        length = b.zext(b.load(b.bitcast(view, I32.as_pointer())), I64)
+        with b.if_else(b.icmp_unsigned("==", length, width)) as (fits, other):
+            with fits:
+                value = k.var(I64, 0)
+                with k.loop(k.const(0), width) as index:
+                    letter = b.zext(b.load(b.gep(view, [b.add(index, k.const(4))])), I64)
+                    value.set(b.or_(b.shl(value.get(), k.const(8)), letter))
+                code = value.get()
+                marks = k.load(bitmap, b.lshr(code, k.const(3)))
+                place = b.trunc(b.and_(code, k.const(7)), I8)
+                mark = b.and_(b.lshr(marks, place), Kernel.const(1, I8))
+                inside.set(b.icmp_unsigned("!=", mark, Kernel.const(0, I8)))
+            with other:
+                inside.set(Kernel.const(0, I1))
+        return inside.get()
+
+    b.ret(b.zext(_every_present(k, n, validity, offset, check), I64))
     return k
 
 
@@ -306,10 +280,33 @@ def _build_class() -> Kernel:
     k = Kernel("text_of_class", [I64, i8p, i64p, i8p, I64, i8p, I64, I64], ret=I64)
     n, views, buffers, validity, offset, table, shortest, longest = k.args
     b = k.b
-    fits = k.var(I1, Kernel.const(1, I1))
+
+    def check(at: Any) -> Any:
+        fits = k.var(I1, Kernel.const(1, I1))
+        size, data = locate_text(k, views, buffers, at)
+        sized = b.and_(b.icmp_signed(">=", size, shortest), b.icmp_signed("<=", size, longest))
+        fits.set(sized)
+        with b.if_then(sized), k.loop(k.const(0), size) as index:
+            letter = b.zext(b.load(b.gep(data, [index])), I64)
+            with b.if_then(b.icmp_unsigned("==", k.load(table, letter), Kernel.const(0, I8))):
+                fits.set(Kernel.const(0, I1))
+        return fits.get()
+
+    b.ret(b.zext(_every_present(k, n, validity, offset, check), I64))
+    return k
+
+
+def _every_present(
+    k: Kernel, n: Any, validity: Any, offset: Any, check: Callable[[Any], Any]
+) -> Any:
+    """Whether ``check(row)`` (an i1 built for a present row) holds for every row of ``0 ..
+    n - 1`` whose Arrow validity bit is set (no bitmap, ``validity`` null: every row is
+    there); the pass stops at the first row that fails."""
+    b = k.b
+    passing = k.var(I1, Kernel.const(1, I1))
     row = k.var(I64, 0)
     has_validity = b.icmp_unsigned("!=", b.ptrtoint(validity, I64), k.const(0))
-    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), fits.get())):
+    with k.while_(lambda: b.and_(b.icmp_signed("<", row.get(), n), passing.get())):
         at = row.get()
         present = k.var(I1, Kernel.const(1, I1))
         with b.if_then(has_validity):
@@ -319,13 +316,6 @@ def _build_class() -> Kernel:
             valid = b.and_(b.lshr(byte, shift), Kernel.const(1, I8))
             present.set(b.icmp_unsigned("!=", valid, Kernel.const(0, I8)))
         with b.if_then(present.get()):
-            size, data = locate_text(k, views, buffers, at)
-            sized = b.and_(b.icmp_signed(">=", size, shortest), b.icmp_signed("<=", size, longest))
-            fits.set(sized)
-            with b.if_then(sized), k.loop(k.const(0), size) as index:
-                letter = b.zext(b.load(b.gep(data, [index])), I64)
-                with b.if_then(b.icmp_unsigned("==", k.load(table, letter), Kernel.const(0, I8))):
-                    fits.set(Kernel.const(0, I1))
+            passing.set(check(at))
         row.set(b.add(at, k.const(1)))
-    b.ret(b.zext(fits.get(), I64))
-    return k
+    return passing.get()
