@@ -40,21 +40,12 @@ SPACE_LAST_PAIRS = (
 def clean_ends(column: pl.Series, *, code: bool = False) -> bool:
     """True when every non-null cell of ``column`` (text) is non-empty with no white space
     at either end; with ``code``, also only ASCII and no lower-case letter."""
-    for chunk in column.get_chunks():  # each as it is: no copy of the column
-        views, table, held = string_views(chunk)
-        array = held[0]
-        validity = array.buffers()[0]
-        clean = _kernel()(
-            len(array),
-            views,
-            int(table.ctypes.data),
-            0 if validity is None else validity.address,
-            array.offset,
-            int(code),
-        )
-        if not clean:
-            return False
-    return True
+    return _every_chunk(
+        column,
+        lambda n, views, buffers, validity, offset: _kernel()(
+            n, views, int(buffers.ctypes.data), validity, offset, int(code)
+        ),
+    )
 
 
 @cache
@@ -123,20 +114,12 @@ def all_in_pairs(column: pl.Series, pairs: frozenset[str]) -> bool:
     for pair in pairs:
         first, second = pair.encode()  # exactly two bytes, else ValueError
         table[first << 8 | second] = 1
-    for chunk in column.get_chunks():
-        views, buffers, held = string_views(chunk)
-        array = held[0]
-        validity = array.buffers()[0]
-        inside = _pairs_kernel()(
-            len(array),
-            views,
-            0 if validity is None else validity.address,
-            array.offset,
-            pointer(table),
-        )
-        if not inside:
-            return False
-    return True
+    return _every_chunk(
+        column,
+        lambda n, views, _, validity, offset: _pairs_kernel()(
+            n, views, validity, offset, pointer(table)
+        ),
+    )
 
 
 @cache
@@ -184,21 +167,12 @@ def all_in_codes(column: pl.Series, codes: frozenset[str]) -> bool:
     for code in codes:
         value = int.from_bytes(code.encode(), "big")
         bitmap[value >> 3] |= 1 << (value & 7)
-    for chunk in column.get_chunks():
-        views, _, held = string_views(chunk)
-        array = held[0]
-        validity = array.buffers()[0]
-        inside = _codes_kernel()(
-            len(array),
-            views,
-            0 if validity is None else validity.address,
-            array.offset,
-            pointer(bitmap),
-            width,
-        )
-        if not inside:
-            return False
-    return True
+    return _every_chunk(
+        column,
+        lambda n, views, _, validity, offset: _codes_kernel()(
+            n, views, validity, offset, pointer(bitmap), width
+        ),
+    )
 
 
 @cache
@@ -246,23 +220,12 @@ def all_of_class(column: pl.Series, allowed: bytes, shortest: int, longest: int)
     one native pass over its Arrow views."""
     table = np.zeros(256, dtype=np.uint8)
     table[list(allowed)] = 1
-    for chunk in column.get_chunks():
-        views, buffers, held = string_views(chunk)
-        array = held[0]
-        validity = array.buffers()[0]
-        fits = _class_kernel()(
-            len(array),
-            views,
-            int(buffers.ctypes.data),
-            0 if validity is None else validity.address,
-            array.offset,
-            pointer(table),
-            shortest,
-            longest,
-        )
-        if not fits:
-            return False
-    return True
+    return _every_chunk(
+        column,
+        lambda n, views, buffers, validity, offset: _class_kernel()(
+            n, views, int(buffers.ctypes.data), validity, offset, pointer(table), shortest, longest
+        ),
+    )
 
 
 @cache
@@ -319,3 +282,18 @@ def _every_present(
             passing.set(check(at))
         row.set(b.add(at, k.const(1)))
     return passing.get()
+
+
+def _every_chunk(column: pl.Series, check: Callable[..., int]) -> bool:
+    """Whether ``check(rows, views, buffers, validity, offset)`` (a kernel over one chunk's
+    Arrow string views: its rows, the views' address, the data buffers' addresses, the
+    validity bitmap's address or 0, the chunk's offset) holds for every chunk of ``column``,
+    each taken as it is (no copy of the column)."""
+    for chunk in column.get_chunks():
+        views, buffers, held = string_views(chunk)
+        array = held[0]
+        validity = array.buffers()[0]
+        address = 0 if validity is None else validity.address
+        if not check(len(array), views, buffers, address, array.offset):
+            return False
+    return True
