@@ -101,6 +101,40 @@ def _probe(
     return slot.get(), code.get()
 
 
+def _code_of_pair(
+    k: Kernel,
+    key: tuple[Any, Any],
+    tables: tuple[Any, Any, Any],
+    shift: Any,
+    mask: Any,
+    take_code: Callable[[], Any],
+) -> Any:
+    """The code (i32) of a key of two 64-bit words in a table (``tables``: its first words,
+    second words and codes; ``shift``, ``mask``: its size), the key added with
+    ``take_code()`` when it is not there yet."""
+    b = k.b
+    first, second = key
+    table_first, table_second, table_codes = tables
+    mixed = b.xor(b.mul(first, k.const(_MIX2)), second)
+    start = b.lshr(b.mul(mixed, k.const(_MIX)), shift)
+
+    def same_key(slot: Any) -> Any:
+        return b.and_(
+            b.icmp_unsigned("==", k.load(table_first, slot), first),
+            b.icmp_unsigned("==", k.load(table_second, slot), second),
+        )
+
+    slot, found = _probe(k, start, mask, table_codes, same_key)
+    code = k.var(I32, found)
+    with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
+        new = take_code()
+        k.store(first, table_first, slot)
+        k.store(second, table_second, slot)
+        k.store(new, table_codes, slot)
+        code.set(new)
+    return code.get()
+
+
 DAY_US = 86_400_000_000
 
 
@@ -233,23 +267,8 @@ def _short_codes_kernel() -> Kernel:
             b.icmp_unsigned("==", w0, last0.get()), b.icmp_unsigned("==", w1, last1.get())
         )
         with b.if_then(b.not_(repeat)):
-            mixed = b.xor(b.mul(w0, k.const(_MIX2)), w1)
-            start = b.lshr(b.mul(mixed, k.const(_MIX)), shift)
-
-            def same_key(slot: Any) -> Any:
-                return b.and_(
-                    b.icmp_unsigned("==", k.load(table_w0, slot), w0),
-                    b.icmp_unsigned("==", k.load(table_w1, slot), w1),
-                )
-
-            slot, found = _probe(k, start, mask, table_codes, same_key)
-            code.set(found)
-            with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
-                new = take_code(i)
-                k.store(w0, table_w0, slot)
-                k.store(w1, table_w1, slot)
-                k.store(new, table_codes, slot)
-                code.set(new)
+            tables = (table_w0, table_w1, table_codes)
+            code.set(_code_of_pair(k, (w0, w1), tables, shift, mask, lambda: take_code(i)))
             last0.set(w0)
             last1.set(w1)
             last_code.set(code.get())
@@ -356,23 +375,10 @@ def _trip_codes_kernel() -> Kernel:
                     with same:
                         code.set(last_code.get())
                     with other:
-                        mixed = b.xor(b.mul(ab, k.const(_MIX2)), c)
-                        start = b.lshr(b.mul(mixed, k.const(_MIX)), shift)
-
-                        def same_key(s: Any) -> Any:
-                            return b.and_(
-                                b.icmp_unsigned("==", k.load(table_ab, s), ab),
-                                b.icmp_unsigned("==", k.load(table_c, s), c),
-                            )
-
-                        slot, found = _probe(k, start, mask, table_codes, same_key)
-                        code.set(found)
-                        with b.if_then(b.icmp_signed("<", found, ir.Constant(I32, 0))):
-                            new = take_code(i)
-                            k.store(ab, table_ab, slot)
-                            k.store(c, table_c, slot)
-                            k.store(new, table_codes, slot)
-                            code.set(new)
+                        tables = (table_ab, table_c, table_codes)
+                        code.set(
+                            _code_of_pair(k, (ab, c), tables, shift, mask, lambda: take_code(i))
+                        )
                 last_ab.set(ab)
                 last_c.set(c)
                 last_code.set(code.get())
