@@ -5,6 +5,7 @@ and inspected trucks keep theirs."""
 from __future__ import annotations
 
 import polars as pl
+import store_data
 from console_support import Console, csrf
 from store_data import ScoredQueue, scored_queue
 
@@ -27,12 +28,10 @@ def newer_queue(crossing: str, without: str) -> ScoredQueue:
 
 def publish(console: Console, queue: ScoredQueue, run_id: str) -> store.PublishSummary:
     with console.sessions.begin() as session:
-        return store.publish_scores(
-            session=session,
-            trucks=queue.trucks,
-            declarations=queue.declarations,
-            items=queue.items,
-            run_id=run_id,
+        return store_data.publish(
+            session,
+            queue,
+            run_id,
             model_version="grey-import-risk-canonical/2",
             published_by="cli:test",
             replaces_queue=True,

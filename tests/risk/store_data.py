@@ -43,16 +43,26 @@ class ScoredQueue:
     history_outcomes: pl.DataFrame
 
 
-def publish(session: Session, queue: ScoredQueue, run_id: str) -> store.PublishSummary:
-    """``queue`` published into the store as run ``run_id`` by model ``grey-import-risk/1``."""
+def publish(
+    session: Session,
+    queue: ScoredQueue,
+    run_id: str,
+    *,
+    model_version: str = "grey-import-risk/1",
+    published_by: str = "test",
+    replaces_queue: bool = False,
+) -> store.PublishSummary:
+    """``queue`` published into the store as run ``run_id`` (by model ``grey-import-risk/1``
+    unless told otherwise)."""
     return store.publish_scores(
         session=session,
         trucks=queue.trucks,
         declarations=queue.declarations,
         items=queue.items,
         run_id=run_id,
-        model_version="grey-import-risk/1",
-        published_by="test",
+        model_version=model_version,
+        published_by=published_by,
+        replaces_queue=replaces_queue,
     )
 
 
